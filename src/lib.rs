@@ -1,0 +1,19 @@
+//! badgateway-exporter: tells why a site behind a protecting proxy answers
+//! 502 Bad Gateway. Probes through the proxy and straight to the origin,
+//! watches the origin host, and serves the evidence as Prometheus metrics.
+//!
+//! Data flows config → scheduler → one task per site, probing every
+//! (path, address) → results → rendered at scrape by `metrics`.
+
+pub mod cli;
+pub mod config;
+pub mod diagnosis;
+pub mod metrics;
+pub mod probe;
+pub mod results;
+pub mod scheduler;
+pub mod server;
+pub mod tls;
+
+/// The git revision this binary was built from, or `unknown`.
+pub const REVISION: &str = env!("BADGATEWAY_REVISION");

@@ -1,0 +1,116 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use badgateway_exporter::cli::{self, Cli, Command};
+use badgateway_exporter::config::Config;
+use badgateway_exporter::server::{self, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        None => serve(cli),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(config) => {
+            println!(
+                "{}: OK ({} site(s){})",
+                file.display(),
+                config.sites.len(),
+                if config.agent.is_some() {
+                    ", origin agent"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: Cli) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "badgateway_exporter={0},{0}",
+        cli.log_level.as_filter()
+    ));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let addresses = match cli::listen_addresses(&cli.listen_address) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("badgateway-exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.web_config_file.is_some() {
+        eprintln!("badgateway-exporter: --web.config.file is not supported yet");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("badgateway-exporter: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match bind(&addresses).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "badgateway-exporter: listening on {}: {e}",
+                    cli.listen_address
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let settings = Settings {
+            config_file: cli.config,
+        };
+        match server::run(listener, settings, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("badgateway-exporter: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Bind the first address that works (`:PORT` tries IPv6 any, then IPv4).
+async fn bind(addresses: &[std::net::SocketAddr]) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for a in addresses {
+        match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no address to listen on")))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,458 @@
+//! The HTTP probe. It does each step itself (DNS, TCP connect, TLS, the
+//! HTTP exchange) so that every phase is a real measurement, and so the
+//! site's host can be pinned to one address while Host and SNI stay the
+//! domain, as a hosts-file entry would.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
+
+use super::{ErrorKind, HttpOutcome, Phases};
+use crate::config::{Address, HttpMethod, Site};
+
+/// At most this many redirects are followed when a site asks for it.
+const MAX_REDIRECTS: usize = 10;
+
+const USER_AGENT: &str = concat!("badgateway-exporter/", env!("CARGO_PKG_VERSION"));
+
+/// Where one probe connects: a pinned address, or the URL host by DNS.
+#[derive(Clone, Copy, Debug)]
+pub enum Destination<'a> {
+    Pinned(&'a Address),
+    Dns,
+}
+
+/// Probe `site` once, pinned to `destination`, within the site's timeout.
+pub async fn probe(
+    site: &Site,
+    destination: Destination<'_>,
+    tls: &Arc<rustls::ClientConfig>,
+) -> HttpOutcome {
+    let started = Instant::now();
+    let deadline = started + site.timeout;
+    let mut phases = Phases::default();
+    let mut url = site.url.clone();
+    let mut resolved = None;
+    let mut redirects = 0;
+    let result = loop {
+        // A redirect to another host leaves the pinned address behind: a
+        // hosts-file entry only binds the one name.
+        let pinned = match destination {
+            Destination::Pinned(addr) if same_authority(&url, &site.url) => Some(addr),
+            _ => None,
+        };
+        let hop = Hop {
+            site,
+            url: &url,
+            pinned,
+            tls,
+            deadline,
+        };
+        match hop.run(&mut phases).await {
+            Ok(answer) => {
+                resolved = Some(answer.peer);
+                match answer.location {
+                    Some(next) if site.follow_redirects && redirects < MAX_REDIRECTS => {
+                        match url.join(&next) {
+                            Ok(next) if matches!(next.scheme(), "http" | "https") => {
+                                redirects += 1;
+                                url = next;
+                                continue;
+                            }
+                            _ => break Ok(answer.status),
+                        }
+                    }
+                    _ => break Ok(answer.status),
+                }
+            }
+            Err(failure) => {
+                if failure.peer.is_some() {
+                    resolved = failure.peer;
+                }
+                break Err(failure);
+            }
+        }
+    };
+    let duration = started.elapsed();
+    match result {
+        Ok(status) if site.status_expected(status) => HttpOutcome {
+            resolved,
+            status: Some(status),
+            phases,
+            duration,
+            error: None,
+            detail: None,
+        },
+        Ok(status) => HttpOutcome {
+            resolved,
+            status: Some(status),
+            phases,
+            duration,
+            error: Some(ErrorKind::HttpStatus),
+            detail: Some(format!("unexpected status {status}")),
+        },
+        Err(failure) => HttpOutcome {
+            resolved,
+            status: None,
+            phases,
+            duration,
+            error: Some(failure.kind),
+            detail: Some(failure.detail),
+        },
+    }
+}
+
+fn same_authority(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+struct Hop<'a> {
+    site: &'a Site,
+    url: &'a url::Url,
+    pinned: Option<&'a Address>,
+    tls: &'a Arc<rustls::ClientConfig>,
+    deadline: Instant,
+}
+
+struct Answer {
+    peer: IpAddr,
+    status: u16,
+    location: Option<String>,
+}
+
+#[derive(Debug)]
+struct Failure {
+    kind: ErrorKind,
+    detail: String,
+    peer: Option<IpAddr>,
+}
+
+impl Failure {
+    fn new(kind: ErrorKind, detail: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            detail: detail.into(),
+            peer: None,
+        }
+    }
+}
+
+impl Hop<'_> {
+    async fn run(&self, phases: &mut Phases) -> Result<Answer, Failure> {
+        let host = url_host(self.url);
+        let port = self
+            .pinned
+            .and_then(|a| a.port)
+            .or_else(|| self.url.port_or_known_default())
+            .unwrap_or(80);
+
+        let peer = match self.pinned {
+            Some(addr) => SocketAddr::new(addr.ip, port),
+            None => match host.parse::<IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, port),
+                Err(_) => {
+                    let started = Instant::now();
+                    let found = timeout_at(
+                        self.deadline,
+                        tokio::net::lookup_host((host.as_str(), port)),
+                    )
+                    .await;
+                    add(&mut phases.resolve, started.elapsed());
+                    match found {
+                        Err(_) => {
+                            return Err(Failure::new(
+                                ErrorKind::Dns,
+                                format!("resolving {host} timed out"),
+                            ))
+                        }
+                        Ok(Err(e)) => {
+                            return Err(Failure::new(
+                                ErrorKind::Dns,
+                                format!("resolving {host}: {e}"),
+                            ))
+                        }
+                        Ok(Ok(mut addrs)) => match addrs.next() {
+                            Some(a) => a,
+                            None => {
+                                return Err(Failure::new(
+                                    ErrorKind::Dns,
+                                    format!("{host} has no address"),
+                                ))
+                            }
+                        },
+                    }
+                }
+            },
+        };
+
+        let with_peer = |mut f: Failure| {
+            f.peer = Some(peer.ip());
+            f
+        };
+        let stream = self.connect(peer, phases).await.map_err(with_peer)?;
+        let status = if self.url.scheme() == "https" {
+            let stream = self
+                .handshake(stream, &host, phases)
+                .await
+                .map_err(with_peer)?;
+            self.exchange(stream, &host, phases).await
+        } else {
+            self.exchange(stream, &host, phases).await
+        }
+        .map_err(with_peer)?;
+        Ok(Answer {
+            peer: peer.ip(),
+            status: status.0,
+            location: status.1,
+        })
+    }
+
+    async fn connect(&self, peer: SocketAddr, phases: &mut Phases) -> Result<TcpStream, Failure> {
+        let socket = match peer {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+        .map_err(|e| Failure::new(ErrorKind::ConnectRefused, format!("socket: {e}")))?;
+        if let Some(source) = self.site.source_address {
+            socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
+                Failure::new(
+                    ErrorKind::SourceAddress,
+                    format!("binding source address {source}: {e}"),
+                )
+            })?;
+        }
+        let started = Instant::now();
+        let connected = timeout_at(self.deadline, socket.connect(peer)).await;
+        add(&mut phases.connect, started.elapsed());
+        match connected {
+            Err(_) => Err(Failure::new(
+                ErrorKind::ConnectTimeout,
+                format!("no answer from {peer} within the timeout"),
+            )),
+            Ok(Err(e)) => Err(Failure::new(
+                connect_error_kind(&e),
+                format!("connecting to {peer}: {e}"),
+            )),
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+        }
+    }
+
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        host: &str,
+        phases: &mut Phases,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+        let sni = self.site.tls.server_name.as_deref().unwrap_or(host);
+        let name = ServerName::try_from(sni.to_owned())
+            .map_err(|e| Failure::new(ErrorKind::Tls, format!("server name {sni:?}: {e}")))?;
+        let started = Instant::now();
+        let done = timeout_at(
+            self.deadline,
+            TlsConnector::from(Arc::clone(self.tls)).connect(name, stream),
+        )
+        .await;
+        add(&mut phases.tls, started.elapsed());
+        match done {
+            Err(_) => Err(Failure::new(
+                ErrorKind::Timeout,
+                "TLS handshake did not finish within the timeout",
+            )),
+            Ok(Err(e)) => Err(Failure::new(
+                io_error_kind(&e, ErrorKind::Tls),
+                format!("TLS: {e}"),
+            )),
+            Ok(Ok(s)) => Ok(s),
+        }
+    }
+
+    /// Send the request on a fresh connection and read a bounded body.
+    /// Returns the status and, for a redirect, its Location.
+    async fn exchange<S>(
+        &self,
+        stream: S,
+        host: &str,
+        phases: &mut Phases,
+    ) -> Result<(u16, Option<String>), Failure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let timed_out =
+            || Failure::new(ErrorKind::Timeout, "no complete answer within the timeout");
+        let (mut sender, connection) = match timeout_at(
+            self.deadline,
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+        )
+        .await
+        {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(e)) => return Err(hyper_failure(&e)),
+            Ok(Ok(pair)) => pair,
+        };
+        let driver = tokio::spawn(connection);
+        let request = self.request(host)?;
+
+        let started = Instant::now();
+        let head = timeout_at(self.deadline, sender.send_request(request)).await;
+        add(&mut phases.processing, started.elapsed());
+        let response = match head {
+            Err(_) => {
+                driver.abort();
+                return Err(timed_out());
+            }
+            Ok(Err(e)) => {
+                driver.abort();
+                return Err(hyper_failure(&e));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        let location = if response.status().is_redirection() {
+            response
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        } else {
+            None
+        };
+
+        let started = Instant::now();
+        let mut body = response.into_body();
+        let mut read = 0usize;
+        let outcome = loop {
+            if read >= self.site.body_limit_bytes {
+                break Ok(());
+            }
+            match timeout_at(self.deadline, body.frame()).await {
+                Err(_) => break Err(timed_out()),
+                Ok(None) => break Ok(()),
+                Ok(Some(Err(e))) => break Err(hyper_failure(&e)),
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        read += data.len();
+                    }
+                }
+            }
+        };
+        add(&mut phases.transfer, started.elapsed());
+        driver.abort();
+        outcome.map(|()| (status, location))
+    }
+
+    fn request(&self, host: &str) -> Result<Request<Empty<Bytes>>, Failure> {
+        let mut target = self.url.path().to_owned();
+        if let Some(q) = self.url.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let uri: Uri = target
+            .parse()
+            .map_err(|e| Failure::new(ErrorKind::HttpProtocol, format!("request target: {e}")))?;
+        let authority = match self.url.port() {
+            Some(p) => format!("{}:{p}", host_for_header(self.url)),
+            None => host_for_header(self.url),
+        };
+        let _ = host;
+        let method = match self.site.method {
+            HttpMethod::Get => hyper::Method::GET,
+            HttpMethod::Head => hyper::Method::HEAD,
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::USER_AGENT, USER_AGENT)
+            .header(hyper::header::ACCEPT, "*/*")
+            .header(hyper::header::CONNECTION, "close");
+        for (name, value) in &self.site.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Empty::new())
+            .map_err(|e| Failure::new(ErrorKind::HttpProtocol, format!("request: {e}")))
+    }
+}
+
+/// The URL host as a bare name or address (IPv6 without brackets).
+fn url_host(url: &url::Url) -> String {
+    match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The URL host as it goes in a Host header (IPv6 in brackets).
+fn host_for_header(url: &url::Url) -> String {
+    url.host_str().unwrap_or_default().to_owned()
+}
+
+fn add(slot: &mut Option<Duration>, d: Duration) {
+    *slot = Some(slot.unwrap_or_default() + d);
+}
+
+fn connect_error_kind(e: &io::Error) -> ErrorKind {
+    // ENETUNREACH, EHOSTUNREACH, EHOSTDOWN: the kernel or a router said
+    // there is no way there.
+    const UNREACHABLE: [i32; 3] = [101, 113, 112];
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        io::ErrorKind::ConnectionReset => ErrorKind::Reset,
+        io::ErrorKind::AddrNotAvailable => ErrorKind::SourceAddress,
+        _ if e.raw_os_error().is_some_and(|c| UNREACHABLE.contains(&c)) => ErrorKind::Unreachable,
+        _ => ErrorKind::Unreachable,
+    }
+}
+
+/// An I/O error in the middle of an exchange: a reset stays a reset,
+/// anything else is charged to the step it happened in.
+fn io_error_kind(e: &io::Error, otherwise: ErrorKind) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
+        io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => otherwise,
+    }
+}
+
+fn hyper_failure(e: &hyper::Error) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return Failure::new(
+                io_error_kind(io, ErrorKind::Reset),
+                format!("HTTP: {e}: {io}"),
+            );
+        }
+        source = s.source();
+    }
+    let kind = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        ErrorKind::HttpProtocol
+    } else if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        // Closed before a complete message, or canceled: the peer hung up.
+        ErrorKind::Reset
+    };
+    Failure::new(kind, format!("HTTP: {e}"))
+}

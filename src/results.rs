@@ -1,0 +1,72 @@
+//! The latest probe results, written by the scheduler's site tasks and read
+//! by a scrape. A scrape never waits on a probe: it only takes a read lock
+//! over what the last rounds left here.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use crate::probe::{HttpOutcome, IcmpOutcome, Path};
+
+/// What one round found on one (path, address) of a site.
+#[derive(Clone, Debug)]
+pub struct TargetResult {
+    pub path: Path,
+    /// The `address` label: the configured address, or the URL host when
+    /// the proxy is found by DNS.
+    pub address: String,
+    pub http: HttpOutcome,
+    /// `None` when ICMP is off for the site or could not run.
+    pub icmp: Option<IcmpOutcome>,
+}
+
+/// What the last complete round of a site found.
+#[derive(Clone, Debug)]
+pub struct SiteResult {
+    pub targets: Vec<TargetResult>,
+    pub forwarding_ip_blocked: bool,
+    pub finished: SystemTime,
+}
+
+#[derive(Default)]
+pub struct Results {
+    sites: RwLock<BTreeMap<String, SiteResult>>,
+    icmp_failed: AtomicBool,
+}
+
+impl Results {
+    pub fn new() -> Results {
+        Results::default()
+    }
+
+    pub fn record(&self, site: &str, result: SiteResult) {
+        let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
+        match sites.get_mut(site) {
+            Some(slot) => *slot = result,
+            None => {
+                sites.insert(site.to_owned(), result);
+            }
+        }
+    }
+
+    /// Forget sites that are no longer configured, after a reload.
+    pub fn retain_sites(&self, keep: impl Fn(&str) -> bool) {
+        let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
+        sites.retain(|name, _| keep(name));
+    }
+
+    /// Run `f` over the latest results, in site-name order.
+    pub fn read<R>(&self, f: impl FnOnce(&BTreeMap<String, SiteResult>) -> R) -> R {
+        let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+        f(&sites)
+    }
+
+    pub fn set_icmp_failed(&self, failed: bool) {
+        self.icmp_failed.store(failed, Ordering::Relaxed);
+    }
+
+    pub fn icmp_failed(&self) -> bool {
+        self.icmp_failed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,212 @@
+//! The HTTP side: `/metrics`, the landing page, health and readiness, and
+//! configuration reload (`POST /-/reload` and SIGHUP). A reload that fails
+//! keeps the old configuration running and says why.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigErrors};
+use crate::metrics::{self, SelfMetrics};
+use crate::probe::icmp::Pingers;
+use crate::results::Results;
+use crate::scheduler::{ScheduleError, Scheduler};
+
+/// How the exporter is started.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// The YAML configuration; `None` runs with built-in defaults.
+    pub config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("{0}")]
+    Schedule(#[from] ScheduleError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("loading the configuration: {0}")]
+    Load(#[from] LoadError),
+    #[error("serving HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+struct App {
+    settings: Settings,
+    registry: Registry,
+    me: SelfMetrics,
+    results: Arc<Results>,
+    pingers: Arc<Pingers>,
+    scheduler: Mutex<Option<Scheduler>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Serve the exporter on `listener` until `shutdown` completes. The first
+/// configuration load must succeed; later reloads may fail safely.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let results = Arc::new(Results::new());
+    let (registry, me) = metrics::registry(Arc::clone(&results));
+    let app = Arc::new(App {
+        settings,
+        registry,
+        me,
+        results,
+        pingers: Arc::new(Pingers::new()),
+        scheduler: Mutex::new(None),
+        reloading: tokio::sync::Mutex::new(()),
+    });
+    app.reload().await?;
+    tokio::spawn(reload_on_sighup(Arc::clone(&app)));
+
+    let router = Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(serve_metrics))
+        .route("/-/healthy", get(|| async { "Healthy.\n" }))
+        .route("/-/ready", get(|| async { "Ready.\n" }))
+        .route("/-/reload", post(reload))
+        .with_state(Arc::clone(&app));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(address = %addr, "listening");
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    // Stop the probes before returning.
+    app.scheduler
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    Ok(())
+}
+
+impl App {
+    /// Load the configuration and swap the running schedule for its one.
+    async fn reload(&self) -> Result<(), LoadError> {
+        let _one = self.reloading.lock().await;
+        let loaded = self.load().await;
+        self.me
+            .config_last_reload_successful
+            .set(i64::from(loaded.is_ok()));
+        let config = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration not loaded; the previous one keeps running");
+                return Err(e);
+            }
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.me
+            .config_last_reload_success_timestamp_seconds
+            .set(now);
+        self.me.sites.set(config.sites.len() as i64);
+        let uses_icmp = config.probe.icmp.enabled && config.sites.iter().any(|s| s.icmp);
+        if uses_icmp {
+            let ok = match self.pingers.check() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "ICMP probes cannot run; HTTP probes go on");
+                    false
+                }
+            };
+            self.me
+                .collector_success
+                .with_label_values(&["icmp"])
+                .set(i64::from(ok));
+        }
+        let prepared = Scheduler::prepare(
+            &config,
+            Arc::clone(&self.pingers),
+            Arc::clone(&self.results),
+        )
+        .inspect_err(|_| self.me.config_last_reload_successful.set(0))?;
+        let names: Vec<String> = config.sites.iter().map(|s| s.name.clone()).collect();
+        let mut running = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
+        // Dropping the old schedule stops its tasks before the new starts.
+        running.take();
+        self.results.retain_sites(|n| names.iter().any(|k| k == n));
+        *running = Some(prepared.start());
+        tracing::info!(sites = names.len(), "configuration loaded");
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Config, LoadError> {
+        match &self.settings.config_file {
+            None => Ok(Config::default()),
+            Some(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Config::load(&path))
+                    .await
+                    .unwrap_or_else(|e| panic!("configuration loader panicked: {e}"))
+                    .map_err(LoadError::from)
+            }
+        }
+    }
+}
+
+async fn reload_on_sighup(app: Arc<App>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /-/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        let _ = app.reload().await;
+    }
+}
+
+async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
+    let families = app.registry.gather();
+    let mut body = Vec::with_capacity(64 * 1024);
+    match TextEncoder::new().encode(&families, &mut body) {
+        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn reload(State(app): State<Arc<App>>) -> Response {
+    match app.reload().await {
+        Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration not reloaded, the previous one keeps running:\n{e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn landing(State(app): State<Arc<App>>) -> Html<String> {
+    let sites = app.me.sites.get();
+    Html(format!(
+        "<!DOCTYPE html>\n<html><head><title>badgateway-exporter</title></head><body>\n\
+         <h1>badgateway-exporter</h1>\n\
+         <p>Tells why a site behind a protecting proxy answers 502 Bad Gateway. Version {}, {} site(s) probed.</p>\n\
+         <ul>\n<li><a href=\"metrics\">Metrics</a></li>\n<li><a href=\"-/healthy\">Health</a></li>\n\
+         <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        sites
+    ))
+}

@@ -1,0 +1,126 @@
+//! ICMP rounds against real hosts, with loss made by the router's firewall
+//! (`iptables -m statistic`), since this kernel has no netem.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Lab, ORIGIN_IP, PROXY_IP};
+
+/// Half the echoes to the origin are dropped on the way: its loss ratio
+/// lands near 0.5 while the proxy's stays at 0.
+#[test]
+fn loss_ratio_follows_dropped_echoes() {
+    let mut lab = Lab::new();
+    lab.router.exec(&[
+        "iptables",
+        "-A",
+        "FORWARD",
+        "-p",
+        "icmp",
+        "--icmp-type",
+        "echo-request",
+        "-d",
+        ORIGIN_IP,
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.5",
+        "-j",
+        "DROP",
+    ]);
+    // Two sites behind the same proxy address, pinged at the same time:
+    // neither may take the other's replies.
+    let config = format!(
+        "probe:\n  interval: 10s\n  timeout: 2s\n  icmp: {{count: 200, interval: 5ms}}\nsites:\n\
+         - name: a\n  url: http://a.example.com/\n  proxy: [{PROXY_IP}]\n  origin: [{ORIGIN_IP}]\n\
+         - name: b\n  url: http://b.example.com/\n  proxy: [{PROXY_IP}]\n  origin: [{ORIGIN_IP}]\n"
+    );
+    let listen = lab.start_exporter(&config);
+    let loss = |s: &common::metrics::Scrape, site: &str, path: &str| {
+        s.get(
+            "badgateway_icmp_packet_loss_ratio",
+            &[("site", site), ("path", path)],
+        )
+    };
+    let s = lab.scrape_until(listen, Duration::from_secs(30), |s| {
+        ["a", "b"]
+            .iter()
+            .all(|site| loss(s, site, "origin").is_some() && loss(s, site, "proxy").is_some())
+    });
+    for site in ["a", "b"] {
+        assert_eq!(loss(&s, site, "proxy"), Some(0.0), "site {site}");
+        let origin = loss(&s, site, "origin").unwrap();
+        // 200 echoes at p=0.5: the standard deviation is 0.035.
+        assert!(
+            (0.35..=0.65).contains(&origin),
+            "site {site}: origin loss {origin}"
+        );
+        assert_eq!(
+            s.get(
+                "badgateway_icmp_packets_sent",
+                &[("site", site), ("path", "origin")]
+            ),
+            Some(200.0)
+        );
+        let jitter = s
+            .get(
+                "badgateway_icmp_rtt_seconds",
+                &[("site", site), ("path", "proxy"), ("stat", "stddev")],
+            )
+            .unwrap();
+        assert!((0.0..0.1).contains(&jitter), "jitter {jitter}");
+    }
+    assert_eq!(
+        s.get("badgateway_collector_success", &[("collector", "icmp")]),
+        Some(1.0)
+    );
+}
+
+/// All echoes dropped: loss 1 and no round-trip statistics.
+#[test]
+fn unreachable_origin_has_total_loss() {
+    let mut lab = Lab::new();
+    lab.router
+        .exec(&["iptables", "-A", "FORWARD", "-d", ORIGIN_IP, "-j", "DROP"]);
+    let config = format!(
+        "probe:\n  interval: 10s\n  timeout: 1s\n  icmp: {{count: 5, interval: 10ms}}\nsites:\n\
+         - name: a\n  url: http://a.example.com/\n  proxy: [{PROXY_IP}]\n  origin: [{ORIGIN_IP}]\n"
+    );
+    let listen = lab.start_exporter(&config);
+    let s = lab.scrape_until(listen, Duration::from_secs(20), |s| {
+        s.get(
+            "badgateway_icmp_packet_loss_ratio",
+            &[("site", "a"), ("path", "origin")],
+        )
+        .is_some()
+    });
+    assert_eq!(
+        s.get(
+            "badgateway_icmp_packet_loss_ratio",
+            &[("site", "a"), ("path", "origin")]
+        ),
+        Some(1.0)
+    );
+    assert!(s
+        .find(
+            "badgateway_icmp_rtt_seconds",
+            &[("site", "a"), ("path", "origin")]
+        )
+        .is_empty());
+    assert_eq!(
+        s.get(
+            "badgateway_probe_error",
+            &[("site", "a"), ("path", "origin")]
+        ),
+        Some(1.0)
+    );
+    let kind = &s.find(
+        "badgateway_probe_error",
+        &[("site", "a"), ("path", "origin")],
+    )[0]
+    .labels["error"];
+    assert_eq!(kind, "connect_timeout");
+}

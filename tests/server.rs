@@ -1,0 +1,349 @@
+//! The whole exporter, started in-process on 127.0.0.1:0 or as the real
+//! binary: its HTTP interface, reload, and the exposition format.
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use badgateway_exporter::server::{self, Settings};
+use common::metrics::Scrape;
+use common::origin::OriginServer;
+
+/// The exporter running in this process on its own runtime thread.
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Running {
+    fn start(config_file: Option<&Path>) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let settings = Settings {
+            config_file: config_file.map(Path::to_owned),
+        };
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                server::run(listener, settings, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+            })
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Running {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        common::http_get(self.addr, path).unwrap()
+    }
+
+    fn post(&self, path: &str) -> (u16, String) {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(self.addr).unwrap();
+        write!(s, "POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, raw.split_once("\r\n\r\n").unwrap().1.to_owned())
+    }
+
+    fn scrape_until(&self, ready: impl Fn(&Scrape) -> bool) -> Scrape {
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = Scrape::parse(&self.get("/metrics").1);
+            if ready(&s) {
+                return s;
+            }
+            assert!(Instant::now() < until, "not ready:\n{}", s.text);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn site_config(port: u16, name: &str) -> String {
+    format!(
+        "probe:\n  interval: 1s\n  timeout: 1s\n  icmp: {{count: 2, interval: 10ms}}\nsites:\n\
+         - name: {name}\n  url: http://www.example.com:{port}/healthz\n  proxy: [127.0.0.1]\n  origin: [127.0.0.2]\n"
+    )
+}
+
+#[test]
+fn serves_landing_health_and_metrics_without_config() {
+    let r = Running::start(None);
+    let (status, body) = r.get("/");
+    assert_eq!(status, 200);
+    assert!(body.contains("href=\"metrics\""), "{body}");
+    assert_eq!(r.get("/-/healthy").0, 200);
+    assert_eq!(r.get("/-/ready").0, 200);
+    assert_eq!(r.get("/nope").0, 404);
+    let raw = {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{raw}"
+    );
+    let s = Scrape::parse(&r.get("/metrics").1);
+    assert_eq!(
+        s.get("badgateway_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert_eq!(s.get("badgateway_sites", &[]), Some(0.0));
+    let info = s.find("badgateway_build_info", &[]);
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].labels["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// A live /metrics with probe results passes `promtool check metrics`.
+#[test]
+fn live_metrics_pass_promtool() {
+    let origin = OriginServer::start(None, "127.0.0.1:0".parse().unwrap());
+    let port = origin.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yml");
+    // The origin address 127.0.0.2 has no server on that port: one path
+    // fails, so error series are exposed too.
+    std::fs::write(&file, site_config(port, "shop")).unwrap();
+    let r = Running::start(Some(&file));
+    let s = r.scrape_until(|s| {
+        s.get("badgateway_probe_success", &[("path", "proxy")]) == Some(1.0)
+            && s.get("badgateway_probe_success", &[("path", "origin")]) == Some(0.0)
+            && s.get("badgateway_icmp_packet_loss_ratio", &[("path", "origin")])
+                .is_some()
+    });
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (Debian package prometheus)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(s.text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        s.text
+    );
+}
+
+/// A good reload swaps the sites; a bad one is refused with the reason and
+/// the old configuration keeps probing.
+#[test]
+fn reload_keeps_the_old_config_on_error() {
+    let origin = OriginServer::start(None, "127.0.0.1:0".parse().unwrap());
+    let port = origin.addr.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yml");
+    std::fs::write(&file, site_config(port, "first")).unwrap();
+    let r = Running::start(Some(&file));
+    r.scrape_until(|s| {
+        s.get("badgateway_forwarding_ip_blocked", &[("site", "first")])
+            .is_some()
+    });
+
+    std::fs::write(&file, site_config(port, "second")).unwrap();
+    let (status, body) = r.post("/-/reload");
+    assert_eq!(status, 200, "{body}");
+    let s = r.scrape_until(|s| {
+        s.get("badgateway_forwarding_ip_blocked", &[("site", "second")])
+            .is_some()
+    });
+    assert!(s
+        .find("badgateway_probe_success", &[("site", "first")])
+        .is_empty());
+
+    std::fs::write(
+        &file,
+        "sites:\n  - name: broken\n    url: http://x/\n    origin: [not-an-ip]\n",
+    )
+    .unwrap();
+    let (status, body) = r.post("/-/reload");
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("c.yml:4:") && body.contains("not-an-ip"),
+        "{body}"
+    );
+    let s = Scrape::parse(&r.get("/metrics").1);
+    assert_eq!(
+        s.get("badgateway_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    // Still probing the second site.
+    let before = s
+        .get(
+            "badgateway_last_round_timestamp_seconds",
+            &[("site", "second")],
+        )
+        .unwrap();
+    r.scrape_until(|s| {
+        s.get(
+            "badgateway_last_round_timestamp_seconds",
+            &[("site", "second")],
+        )
+        .is_some_and(|t| t > before)
+    });
+}
+
+/// The binary: SIGHUP reloads, SIGTERM stops it cleanly.
+#[test]
+fn binary_reloads_on_sighup_and_stops_on_sigterm() {
+    let origin = OriginServer::start(None, "127.0.0.1:0".parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yml");
+    std::fs::write(&file, site_config(origin.addr.port(), "one")).unwrap();
+    // Find a free port for the binary.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args([
+            "--config",
+            &file.to_string_lossy(),
+            "--web.listen-address",
+            &addr.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let wait_for = |site: &str| {
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok((_, body)) = common::http_get(addr, "/metrics") {
+                if Scrape::parse(&body)
+                    .get("badgateway_forwarding_ip_blocked", &[("site", site)])
+                    .is_some()
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < until, "site {site} never probed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("one");
+    std::fs::write(&file, site_config(origin.addr.port(), "two")).unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    wait_for("two");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn first_load_failure_is_a_clear_error_and_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yml");
+    std::fs::write(&file, "probe:\n  intervall: 15s\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args([
+            "--config",
+            &file.to_string_lossy(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yml:2:3") && err.contains("intervall"),
+        "{err}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args(["--web.listen-address", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--web.listen-address"));
+}
+
+#[test]
+fn check_config_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, site_config(8080, "shop")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args(["check-config", &good.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "sites:\n  - name: a\n    url: ftp://x/\n    origin: [1.2.3.999]\n  - name: a\n    url: http://y/\n    origin: [203.0.113.5:0]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args(["check-config", &bad.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Every error, each with its place.
+    assert!(err.lines().count() >= 4, "{err}");
+    for place in ["bad.yml:3:", "bad.yml:4:", "bad.yml:5:", "bad.yml:7:"] {
+        assert!(err.contains(place), "missing {place} in:\n{err}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args(["check-config", "/nonexistent/file.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.yml"));
+}
