@@ -1,0 +1,373 @@
+//! The validated configuration that the rest of the crate codes against.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::error::{quote, ParseValueError};
+use super::values;
+
+/// Default time between two probes of a site.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+/// Default time a probe may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of ICMP echo requests per round.
+pub const DEFAULT_ICMP_COUNT: u32 = 10;
+/// Default gap between two ICMP echo requests.
+pub const DEFAULT_ICMP_INTERVAL: Duration = Duration::from_millis(200);
+/// Default number of response body bytes a probe reads.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 65_536;
+/// Default ports the agent watches.
+pub const DEFAULT_WEB_PORTS: [u16; 2] = [80, 443];
+/// Status ranges a probe accepts unless a site says otherwise.
+pub const DEFAULT_EXPECT_STATUS: StatusRange = StatusRange {
+    low: 200,
+    high: 399,
+};
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    pub probe: ProbeDefaults,
+    pub sites: Vec<Site>,
+    /// `None` unless the file has an `agent:` section.
+    pub agent: Option<AgentConfig>,
+}
+
+/// The `probe:` section: defaults for every site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeDefaults {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub icmp: IcmpSettings,
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ProbeDefaults {
+    fn default() -> Self {
+        ProbeDefaults {
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+            icmp: IcmpSettings::default(),
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpSettings {
+    pub enabled: bool,
+    /// Echo requests per round, 1..=1000.
+    pub count: u32,
+    /// Gap between two echo requests.
+    pub interval: Duration,
+}
+
+impl Default for IcmpSettings {
+    fn default() -> Self {
+        IcmpSettings {
+            enabled: true,
+            count: DEFAULT_ICMP_COUNT,
+            interval: DEFAULT_ICMP_INTERVAL,
+        }
+    }
+}
+
+/// One probed site, with every default already applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub name: String,
+    /// http or https, always with a host.
+    pub url: url::Url,
+    /// The proxy's addresses; empty means "resolve the url host by DNS at
+    /// probe time".
+    pub proxy: Vec<Address>,
+    /// The origin's addresses; never empty.
+    pub origin: Vec<Address>,
+    /// Never empty.
+    pub expect_status: Vec<StatusRange>,
+    pub source_address: Option<IpAddr>,
+    /// The site's `interval`, or `probe.interval`.
+    pub interval: Duration,
+    /// The site's `timeout`, or `probe.timeout`; never above `interval`.
+    pub timeout: Duration,
+    pub follow_redirects: bool,
+    pub method: HttpMethod,
+    /// Extra request headers in file order; never `Host`.
+    pub headers: Vec<(String, String)>,
+    pub tls: TlsSettings,
+    /// The site's `icmp`, or `probe.icmp.enabled`.
+    pub icmp: bool,
+    /// From `probe.body_limit_bytes`.
+    pub body_limit_bytes: usize,
+}
+
+impl Site {
+    /// The url host: a domain name or an IP address (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        let host = self.url.host_str().unwrap_or_default();
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
+
+    /// The url port, or the scheme's default port.
+    pub fn port(&self) -> u16 {
+        // Validation admits only http and https, which have known default
+        // ports, so the fallback is never used.
+        self.url.port_or_known_default().unwrap_or(80)
+    }
+
+    /// Whether a response status counts as success for this site.
+    pub fn status_expected(&self, code: u16) -> bool {
+        self.expect_status.iter().any(|range| range.contains(code))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+        }
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    pub insecure_skip_verify: bool,
+    /// A PEM bundle added to the trust roots; it existed at load time.
+    pub ca_file: Option<PathBuf>,
+    /// SNI and certificate name override; `None` means the url host.
+    pub server_name: Option<String>,
+}
+
+/// An inclusive range of HTTP status codes, within 100..=599.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatusRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl StatusRange {
+    pub fn contains(&self, code: u16) -> bool {
+        (self.low..=self.high).contains(&code)
+    }
+}
+
+impl fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}-{}", self.low, self.high)
+        }
+    }
+}
+
+impl FromStr for StatusRange {
+    type Err = ParseValueError;
+
+    /// Parses `200` or `200-399`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        values::status_range(s)
+            .map_err(|why| ParseValueError(format!("invalid status range {}: {why}", quote(s))))
+    }
+}
+
+/// An IP address with an optional port, as written in `proxy` and `origin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Address {
+    pub ip: IpAddr,
+    /// `None` means the url port.
+    pub port: Option<u16>,
+}
+
+impl Address {
+    /// The socket address to connect to, with `default_port` (normally
+    /// [`Site::port`]) when the address has none.
+    pub fn socket_addr(&self, default_port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port.unwrap_or(default_port))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.ip, self.port) {
+            (IpAddr::V6(ip), Some(port)) => write!(f, "[{ip}]:{port}"),
+            (ip, Some(port)) => write!(f, "{ip}:{port}"),
+            (ip, None) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl FromStr for Address {
+    type Err = ParseValueError;
+
+    /// Parses `203.0.113.5`, `203.0.113.5:8080`, `2001:db8::1` or
+    /// `[2001:db8::1]:8443`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        values::address(s)
+            .map_err(|why| ParseValueError(format!("invalid address {}: {why}", quote(s))))
+    }
+}
+
+/// The `agent:` section: the role on the origin server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// Site labels the agent reports for.
+    pub sites: Vec<String>,
+    /// Where the proxy's connections come from; host bits are never set.
+    pub forwarding_ranges: Vec<ipnet::IpNet>,
+    /// Never empty, no duplicates.
+    pub web_ports: Vec<u16>,
+    /// Web server process names; empty means auto-detect.
+    pub processes: Vec<String>,
+    pub interfaces: BTreeMap<String, InterfaceConfig>,
+    pub access_log: Option<AccessLogConfig>,
+    pub firewall: FirewallMode,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            sites: Vec::new(),
+            forwarding_ranges: Vec::new(),
+            web_ports: DEFAULT_WEB_PORTS.to_vec(),
+            processes: Vec::new(),
+            interfaces: BTreeMap::new(),
+            access_log: None,
+            firewall: FirewallMode::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// Link capacity in bit/s (SI: 1 Gbit = 1_000_000_000); never 0.
+    pub capacity_bits_per_second: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    pub path: PathBuf,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// nginx's predefined `combined` format (the default).
+    #[default]
+    Combined,
+    /// The Common Log Format.
+    Common,
+    /// A custom nginx `log_format` string; it contains `$remote_addr` and
+    /// `$status`.
+    Custom(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FirewallMode {
+    #[default]
+    Auto,
+    Iptables,
+    Nftables,
+    Off,
+}
+
+impl FirewallMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallMode::Auto => "auto",
+            FirewallMode::Iptables => "iptables",
+            FirewallMode::Nftables => "nftables",
+            FirewallMode::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for FirewallMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_display_round_trips() {
+        for text in [
+            "203.0.113.5",
+            "203.0.113.5:8080",
+            "2001:db8::1",
+            "[2001:db8::1]:8443",
+            "::ffff:192.0.2.1",
+        ] {
+            let address: Address = text.parse().expect(text);
+            assert_eq!(address.to_string(), text);
+            assert_eq!(address.to_string().parse::<Address>(), Ok(address));
+        }
+        // Brackets without a port are accepted and normalised away.
+        let a: Address = "[2001:db8::1]".parse().unwrap();
+        assert_eq!(a.to_string(), "2001:db8::1");
+        assert_eq!(
+            a.socket_addr(443),
+            "[2001:db8::1]:443".parse::<SocketAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn address_errors_explain() {
+        let err = "www.example.com".parse::<Address>().unwrap_err().0;
+        assert!(err.contains("hostname"), "{err}");
+        let err = "203.0.113.5:0".parse::<Address>().unwrap_err().0;
+        assert!(err.contains("port 0"), "{err}");
+    }
+
+    #[test]
+    fn status_range_parses_and_displays() {
+        let r: StatusRange = "200-399".parse().unwrap();
+        assert_eq!(
+            r,
+            StatusRange {
+                low: 200,
+                high: 399
+            }
+        );
+        assert!(r.contains(200) && r.contains(399) && !r.contains(400));
+        assert_eq!(r.to_string(), "200-399");
+        assert_eq!("204".parse::<StatusRange>().unwrap().to_string(), "204");
+        assert!("600".parse::<StatusRange>().is_err());
+    }
+
+    #[test]
+    fn site_host_and_port() {
+        let yaml = "sites: [{name: a, url: 'https://[2001:db8::1]/x', origin: ['2001:db8::2']}]";
+        let config = crate::config::Config::parse(yaml.as_bytes(), "t.yml").unwrap();
+        let mut site = config.sites[0].clone();
+        assert_eq!(site.host(), "2001:db8::1");
+        assert_eq!(site.port(), 443);
+        site.url = "http://www.example.com:8080/".parse().unwrap();
+        assert_eq!(site.host(), "www.example.com");
+        assert_eq!(site.port(), 8080);
+        assert!(site.status_expected(200) && !site.status_expected(404));
+    }
+}
