@@ -1,15 +1,16 @@
-//! Turns the latest results into Prometheus metrics at scrape time, beside
-//! the exporter's own self-metrics. Reads shared state only: it never
-//! starts or waits on a probe.
+//! Metrics: the exporter's own, in a `prometheus` registry, and the probe
+//! results, rendered in the text exposition format once per round (see
+//! `SiteExposition`) so that a scrape of thousands of sites only
+//! concatenates text it already has.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::core::Collector;
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::results::Results;
+use crate::results::{Results, SiteEntry, SiteResult};
 
 /// The exporter's own metrics, set by the server as things happen.
 pub struct SelfMetrics {
@@ -19,53 +20,74 @@ pub struct SelfMetrics {
     pub sites: IntGauge,
 }
 
-/// Build the registry every scrape gathers from.
-pub fn registry(results: Arc<Results>) -> (Registry, SelfMetrics) {
-    let registry = Registry::new();
-    let build_info = IntGaugeVec::new(
-        Opts::new(
-            "badgateway_build_info",
-            "A metric with a constant '1' value labeled by the version and revision it was built from.",
-        ),
-        &["version", "revision"],
-    )
-    .expect("valid metric");
-    build_info
-        .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
-        .set(1);
-    let me = SelfMetrics {
-        config_last_reload_successful: IntGauge::new(
-            "badgateway_config_last_reload_successful",
-            "1 when the last configuration (re)load succeeded.",
-        )
-        .expect("valid metric"),
-        config_last_reload_success_timestamp_seconds: IntGauge::new(
-            "badgateway_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration (re)load.",
-        )
-        .expect("valid metric"),
-        collector_success: IntGaugeVec::new(
+/// Everything a scrape exposes.
+pub struct Exposition {
+    registry: Registry,
+    results: Arc<Results>,
+    pub me: SelfMetrics,
+}
+
+impl Exposition {
+    pub fn new(results: Arc<Results>) -> Exposition {
+        let registry = Registry::new();
+        let build_info = IntGaugeVec::new(
             Opts::new(
-                "badgateway_collector_success",
-                "1 when the collector worked on its last run; 0 when it failed (e.g. no permission).",
+                "badgateway_build_info",
+                "A metric with a constant '1' value labeled by the version and revision it was built from.",
             ),
-            &["collector"],
+            &["version", "revision"],
         )
-        .expect("valid metric"),
-        sites: IntGauge::new("badgateway_sites", "Sites configured for probing.")
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
+            .set(1);
+        let me = SelfMetrics {
+            config_last_reload_successful: IntGauge::new(
+                "badgateway_config_last_reload_successful",
+                "1 when the last configuration (re)load succeeded.",
+            )
             .expect("valid metric"),
-    };
-    for c in [
-        Box::new(build_info) as Box<dyn Collector>,
-        Box::new(me.config_last_reload_successful.clone()),
-        Box::new(me.config_last_reload_success_timestamp_seconds.clone()),
-        Box::new(me.collector_success.clone()),
-        Box::new(me.sites.clone()),
-        Box::new(ProbeCollector::new(results)),
-    ] {
-        registry.register(c).expect("metric names are unique");
+            config_last_reload_success_timestamp_seconds: IntGauge::new(
+                "badgateway_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful configuration (re)load.",
+            )
+            .expect("valid metric"),
+            collector_success: IntGaugeVec::new(
+                Opts::new(
+                    "badgateway_collector_success",
+                    "1 when the collector worked on its last run; 0 when it failed (e.g. no permission).",
+                ),
+                &["collector"],
+            )
+            .expect("valid metric"),
+            sites: IntGauge::new("badgateway_sites", "Sites configured for probing.")
+                .expect("valid metric"),
+        };
+        for c in [
+            Box::new(build_info) as Box<dyn Collector>,
+            Box::new(me.config_last_reload_successful.clone()),
+            Box::new(me.config_last_reload_success_timestamp_seconds.clone()),
+            Box::new(me.collector_success.clone()),
+            Box::new(me.sites.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Exposition {
+            registry,
+            results,
+            me,
+        }
     }
-    (registry, me)
+
+    /// The whole scrape, in the text format.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let sites = self.results.snapshot();
+        let size: usize = sites.iter().map(|s| s.exposition.len()).sum();
+        let mut out = Vec::with_capacity(size + 8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        write_probe_families(&sites, &mut out);
+        Ok(out)
+    }
 }
 
 /// The probe metric families, in the order they are exposed.
@@ -82,51 +104,97 @@ const FAMILIES: [(&str, &str); 10] = [
     ("badgateway_last_round_timestamp_seconds", "Unix time the last probe round of the site finished."),
 ];
 
-struct ProbeCollector {
-    results: Arc<Results>,
-    descs: Vec<Desc>,
+const SUCCESS: usize = 0;
+const STATUS: usize = 1;
+const PHASE: usize = 2;
+const DURATION: usize = 3;
+const ERROR: usize = 4;
+const LOSS: usize = 5;
+const RTT: usize = 6;
+const SENT: usize = 7;
+const BLOCKED: usize = 8;
+const FINISHED: usize = 9;
+
+/// One site's series for each probe family, in the text format.
+#[derive(Debug, Default)]
+pub struct SiteExposition {
+    families: [String; FAMILIES.len()],
 }
 
-impl ProbeCollector {
-    fn new(results: Arc<Results>) -> ProbeCollector {
-        let descs = FAMILIES
-            .iter()
-            .map(|(name, help)| {
-                Desc::new((*name).into(), (*help).into(), vec![], Default::default())
-                    .expect("valid metric")
-            })
-            .collect();
-        ProbeCollector { results, descs }
+impl SiteExposition {
+    pub fn render(site: &str, result: &SiteResult) -> SiteExposition {
+        let mut out = SiteExposition::default();
+        let f = &mut out.families;
+        let site = escape(site);
+        for t in &result.targets {
+            let base = format!(
+                "site=\"{site}\",path=\"{}\",address=\"{}\"",
+                t.path.as_str(),
+                escape(&t.address)
+            );
+            let h = &t.http;
+            sample(&mut f[SUCCESS], SUCCESS, &base, "", bool_value(h.success()));
+            sample(&mut f[STATUS], STATUS, &base, "", f64::from(h.status.unwrap_or(0)));
+            for (phase, d) in h.phases.iter() {
+                let extra = format!(",phase=\"{phase}\"");
+                sample(&mut f[PHASE], PHASE, &base, &extra, d.map_or(0.0, |d| d.as_secs_f64()));
+            }
+            sample(&mut f[DURATION], DURATION, &base, "", h.duration.as_secs_f64());
+            if let Some(kind) = h.error {
+                let extra = format!(",error=\"{}\"", kind.as_str());
+                sample(&mut f[ERROR], ERROR, &base, &extra, 1.0);
+            }
+            if let Some(icmp) = &t.icmp {
+                sample(&mut f[LOSS], LOSS, &base, "", icmp.loss_ratio());
+                if let Some(rtt) = &icmp.rtt {
+                    for (stat, d) in [
+                        ("min", rtt.min),
+                        ("avg", rtt.avg),
+                        ("max", rtt.max),
+                        ("stddev", rtt.stddev),
+                    ] {
+                        let extra = format!(",stat=\"{stat}\"");
+                        sample(&mut f[RTT], RTT, &base, &extra, d.as_secs_f64());
+                    }
+                }
+                sample(&mut f[SENT], SENT, &base, "", f64::from(icmp.sent));
+            }
+        }
+        let base = format!("site=\"{site}\"");
+        let blocked = bool_value(result.forwarding_ip_blocked);
+        sample(&mut f[BLOCKED], BLOCKED, &base, "", blocked);
+        let finished = result
+            .finished
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        sample(&mut f[FINISHED], FINISHED, &base, "", finished);
+        out
+    }
+
+    /// Bytes of text this site adds to a scrape.
+    pub fn len(&self) -> usize {
+        self.families.iter().map(String::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Accumulates the series of one family.
-struct Family(MetricFamily);
+fn sample(out: &mut String, family: usize, labels: &str, extra: &str, value: f64) {
+    let _ = writeln!(out, "{}{{{labels}{extra}}} {}", FAMILIES[family].0, Value(value));
+}
 
-impl Family {
-    fn gauge(name: &str, help: &str) -> Family {
-        let mut mf = MetricFamily::default();
-        mf.set_name(name.to_owned());
-        mf.set_help(help.to_owned());
-        mf.set_field_type(MetricType::GAUGE);
-        Family(mf)
-    }
-
-    fn push(&mut self, labels: &[(&str, &str)], value: f64) {
-        let pairs = labels
-            .iter()
-            .map(|(n, v)| {
-                let mut p = LabelPair::default();
-                p.set_name((*n).to_owned());
-                p.set_value((*v).to_owned());
-                p
-            })
-            .collect();
-        let mut g = Gauge::default();
-        g.set_value(value);
-        let mut m = Metric::from_gauge(g);
-        m.set_label(pairs);
-        self.0.mut_metric().push(m);
+/// Append every probe family: its HELP and TYPE, then each site's series.
+fn write_probe_families(sites: &[Arc<SiteEntry>], out: &mut Vec<u8>) {
+    for (i, (name, help)) in FAMILIES.iter().enumerate() {
+        if sites.iter().all(|s| s.exposition.families[i].is_empty()) {
+            continue;
+        }
+        out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} gauge\n").as_bytes());
+        for s in sites {
+            out.extend_from_slice(s.exposition.families[i].as_bytes());
+        }
     }
 }
 
@@ -138,64 +206,44 @@ fn bool_value(b: bool) -> f64 {
     }
 }
 
-impl Collector for ProbeCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
+/// A sample value as the text format spells it.
+struct Value(f64);
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut f: Vec<Family> = FAMILIES
-            .iter()
-            .map(|(name, help)| Family::gauge(name, help))
-            .collect();
-        self.results.read(|sites| {
-            for (site, result) in sites {
-                for t in &result.targets {
-                    let base = [
-                        ("site", site.as_str()),
-                        ("path", t.path.as_str()),
-                        ("address", t.address.as_str()),
-                    ];
-                    let h = &t.http;
-                    f[0].push(&base, bool_value(h.success()));
-                    f[1].push(&base, f64::from(h.status.unwrap_or(0)));
-                    for (phase, d) in h.phases.iter() {
-                        let labels = [base[0], base[1], base[2], ("phase", phase)];
-                        f[2].push(&labels, d.map_or(0.0, |d| d.as_secs_f64()));
-                    }
-                    f[3].push(&base, h.duration.as_secs_f64());
-                    if let Some(kind) = h.error {
-                        let labels = [base[0], base[1], base[2], ("error", kind.as_str())];
-                        f[4].push(&labels, 1.0);
-                    }
-                    if let Some(icmp) = &t.icmp {
-                        f[5].push(&base, icmp.loss_ratio());
-                        if let Some(rtt) = &icmp.rtt {
-                            for (stat, d) in [
-                                ("min", rtt.min),
-                                ("avg", rtt.avg),
-                                ("max", rtt.max),
-                                ("stddev", rtt.stddev),
-                            ] {
-                                let labels = [base[0], base[1], base[2], ("stat", stat)];
-                                f[6].push(&labels, d.as_secs_f64());
-                            }
-                        }
-                        f[7].push(&base, f64::from(icmp.sent));
-                    }
-                }
-                let site_label = [("site", site.as_str())];
-                f[8].push(&site_label, bool_value(result.forwarding_ip_blocked));
-                let finished = result
-                    .finished
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                f[9].push(&site_label, finished);
-            }
-        });
-        f.into_iter()
-            .map(|f| f.0)
-            .filter(|mf| !mf.get_metric().is_empty())
-            .collect()
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v.is_infinite() {
+            f.write_str(if v > 0.0 { "+Inf" } else { "-Inf" })
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+/// Escape a label value: backslash, double quote and newline.
+fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_escapes() {
+        assert_eq!(Value(1.0).to_string(), "1");
+        assert_eq!(Value(0.25).to_string(), "0.25");
+        assert_eq!(Value(f64::NAN).to_string(), "NaN");
+        assert_eq!(Value(f64::INFINITY).to_string(), "+Inf");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(escape("plain"), "plain");
     }
 }

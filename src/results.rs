@@ -1,12 +1,15 @@
 //! The latest probe results, written by the scheduler's site tasks and read
 //! by a scrape. A scrape never waits on a probe: it only takes a read lock
-//! over what the last rounds left here.
+//! long enough to clone the entries the last rounds left here. Each entry
+//! carries its own rendering as metrics, made once when the round ends, so
+//! a scrape only concatenates.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use crate::metrics::SiteExposition;
 use crate::probe::{HttpOutcome, IcmpOutcome, Path};
 
 /// What one round found on one (path, address) of a site.
@@ -29,9 +32,16 @@ pub struct SiteResult {
     pub finished: SystemTime,
 }
 
+/// A site's latest result with its metrics already rendered.
+#[derive(Debug)]
+pub struct SiteEntry {
+    pub result: SiteResult,
+    pub exposition: SiteExposition,
+}
+
 #[derive(Default)]
 pub struct Results {
-    sites: RwLock<BTreeMap<String, SiteResult>>,
+    sites: RwLock<BTreeMap<String, Arc<SiteEntry>>>,
     icmp_failed: AtomicBool,
 }
 
@@ -41,11 +51,15 @@ impl Results {
     }
 
     pub fn record(&self, site: &str, result: SiteResult) {
+        let entry = Arc::new(SiteEntry {
+            exposition: SiteExposition::render(site, &result),
+            result,
+        });
         let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
         match sites.get_mut(site) {
-            Some(slot) => *slot = result,
+            Some(slot) => *slot = entry,
             None => {
-                sites.insert(site.to_owned(), result);
+                sites.insert(site.to_owned(), entry);
             }
         }
     }
@@ -56,10 +70,16 @@ impl Results {
         sites.retain(|name, _| keep(name));
     }
 
-    /// Run `f` over the latest results, in site-name order.
-    pub fn read<R>(&self, f: impl FnOnce(&BTreeMap<String, SiteResult>) -> R) -> R {
+    /// The latest entries, in site-name order.
+    pub fn snapshot(&self) -> Vec<Arc<SiteEntry>> {
         let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
-        f(&sites)
+        sites.values().cloned().collect()
+    }
+
+    /// The latest result of one site.
+    pub fn site(&self, name: &str) -> Option<Arc<SiteEntry>> {
+        let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+        sites.get(name).cloned()
     }
 
     pub fn set_icmp_failed(&self, failed: bool) {

@@ -4,6 +4,8 @@
 //! address) of the site at the same time, decides the forwarding flag from
 //! that same round, and stores the results.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -60,11 +62,25 @@ impl Scheduler {
     ) -> Result<Prepared, ScheduleError> {
         let icmp_logged = Arc::new(AtomicBool::new(false));
         let mut runners = Vec::with_capacity(config.sites.len());
+        // Sites with the same trust settings share one TLS client config:
+        // each holds a copy of the system's roots, which is not small.
+        let mut tls_configs: HashMap<(bool, Option<PathBuf>), Arc<rustls::ClientConfig>> =
+            HashMap::new();
         for site in &config.sites {
-            let tls = crate::tls::client_config(&site.tls).map_err(|source| ScheduleError {
-                site: site.name.clone(),
-                source,
-            })?;
+            let key = (site.tls.insecure_skip_verify, site.tls.ca_file.clone());
+            let tls = match tls_configs.get(&key) {
+                Some(c) => Arc::clone(c),
+                None => {
+                    let c = crate::tls::client_config(&site.tls).map_err(|source| {
+                        ScheduleError {
+                            site: site.name.clone(),
+                            source,
+                        }
+                    })?;
+                    tls_configs.insert(key, Arc::clone(&c));
+                    c
+                }
+            };
             runners.push(Arc::new(SiteRunner {
                 site: site.clone(),
                 tls,
@@ -194,7 +210,7 @@ impl SiteRunner {
     }
 
     async fn ping(&self, ip: std::net::IpAddr) -> Option<crate::probe::IcmpOutcome> {
-        if !(self.icmp.enabled && self.site.icmp) {
+        if !self.site.icmp {
             return None;
         }
         let wait = self.site.timeout.min(Duration::from_secs(5));

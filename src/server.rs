@@ -12,11 +12,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigErrors};
-use crate::metrics::{self, SelfMetrics};
+use crate::metrics::Exposition;
 use crate::probe::icmp::Pingers;
 use crate::results::Results;
 use crate::scheduler::{ScheduleError, Scheduler};
@@ -46,8 +45,7 @@ pub enum ServerError {
 
 struct App {
     settings: Settings,
-    registry: Registry,
-    me: SelfMetrics,
+    exposition: Exposition,
     results: Arc<Results>,
     pingers: Arc<Pingers>,
     scheduler: Mutex<Option<Scheduler>>,
@@ -63,11 +61,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let results = Arc::new(Results::new());
-    let (registry, me) = metrics::registry(Arc::clone(&results));
+    let exposition = Exposition::new(Arc::clone(&results));
     let app = Arc::new(App {
         settings,
-        registry,
-        me,
+        exposition,
         results,
         pingers: Arc::new(Pingers::new()),
         scheduler: Mutex::new(None),
@@ -102,7 +99,7 @@ impl App {
     async fn reload(&self) -> Result<(), LoadError> {
         let _one = self.reloading.lock().await;
         let loaded = self.load().await;
-        self.me
+        self.exposition.me
             .config_last_reload_successful
             .set(i64::from(loaded.is_ok()));
         let config = match loaded {
@@ -115,11 +112,11 @@ impl App {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.me
+        self.exposition.me
             .config_last_reload_success_timestamp_seconds
             .set(now);
-        self.me.sites.set(config.sites.len() as i64);
-        let uses_icmp = config.probe.icmp.enabled && config.sites.iter().any(|s| s.icmp);
+        self.exposition.me.sites.set(config.sites.len() as i64);
+        let uses_icmp = config.sites.iter().any(|s| s.icmp);
         if uses_icmp {
             let ok = match self.pingers.check() {
                 Ok(()) => true,
@@ -128,7 +125,7 @@ impl App {
                     false
                 }
             };
-            self.me
+            self.exposition.me
                 .collector_success
                 .with_label_values(&["icmp"])
                 .set(i64::from(ok));
@@ -138,7 +135,7 @@ impl App {
             Arc::clone(&self.pingers),
             Arc::clone(&self.results),
         )
-        .inspect_err(|_| self.me.config_last_reload_successful.set(0))?;
+        .inspect_err(|_| self.exposition.me.config_last_reload_successful.set(0))?;
         let names: Vec<String> = config.sites.iter().map(|s| s.name.clone()).collect();
         let mut running = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
         // Dropping the old schedule stops its tasks before the new starts.
@@ -175,10 +172,8 @@ async fn reload_on_sighup(app: Arc<App>) {
 }
 
 async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
-    let families = app.registry.gather();
-    let mut body = Vec::with_capacity(64 * 1024);
-    match TextEncoder::new().encode(&families, &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
+    match app.exposition.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding metrics: {e}\n"),
@@ -199,7 +194,7 @@ async fn reload(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn landing(State(app): State<Arc<App>>) -> Html<String> {
-    let sites = app.me.sites.get();
+    let sites = app.exposition.me.sites.get();
     Html(format!(
         "<!DOCTYPE html>\n<html><head><title>badgateway-exporter</title></head><body>\n\
          <h1>badgateway-exporter</h1>\n\
