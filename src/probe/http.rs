@@ -208,9 +208,9 @@ impl Hop<'_> {
                 .handshake(stream, &host, phases)
                 .await
                 .map_err(with_peer)?;
-            self.exchange(stream, &host, phases).await
+            self.exchange(stream, phases).await
         } else {
-            self.exchange(stream, &host, phases).await
+            self.exchange(stream, phases).await
         }
         .map_err(with_peer)?;
         Ok(Answer {
@@ -287,7 +287,6 @@ impl Hop<'_> {
     async fn exchange<S>(
         &self,
         stream: S,
-        host: &str,
         phases: &mut Phases,
     ) -> Result<(u16, Option<String>), Failure>
     where
@@ -306,7 +305,7 @@ impl Hop<'_> {
             Ok(Ok(pair)) => pair,
         };
         let driver = tokio::spawn(connection);
-        let request = self.request(host)?;
+        let request = self.request()?;
 
         let started = Instant::now();
         let head = timeout_at(self.deadline, sender.send_request(request)).await;
@@ -356,7 +355,7 @@ impl Hop<'_> {
         outcome.map(|()| (status, location))
     }
 
-    fn request(&self, host: &str) -> Result<Request<Empty<Bytes>>, Failure> {
+    fn request(&self) -> Result<Request<Empty<Bytes>>, Failure> {
         let mut target = self.url.path().to_owned();
         if let Some(q) = self.url.query() {
             target.push('?');
@@ -365,11 +364,13 @@ impl Hop<'_> {
         let uri: Uri = target
             .parse()
             .map_err(|e| Failure::new(ErrorKind::HttpProtocol, format!("request target: {e}")))?;
+        // The Host header names the domain (and a non-default port), never
+        // the pinned address.
+        let host = self.url.host_str().unwrap_or_default();
         let authority = match self.url.port() {
-            Some(p) => format!("{}:{p}", host_for_header(self.url)),
-            None => host_for_header(self.url),
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
         };
-        let _ = host;
         let method = match self.site.method {
             HttpMethod::Get => hyper::Method::GET,
             HttpMethod::Head => hyper::Method::HEAD,
@@ -399,11 +400,6 @@ fn url_host(url: &url::Url) -> String {
     }
 }
 
-/// The URL host as it goes in a Host header (IPv6 in brackets).
-fn host_for_header(url: &url::Url) -> String {
-    url.host_str().unwrap_or_default().to_owned()
-}
-
 fn add(slot: &mut Option<Duration>, d: Duration) {
     *slot = Some(slot.unwrap_or_default() + d);
 }
@@ -418,6 +414,8 @@ fn connect_error_kind(e: &io::Error) -> ErrorKind {
         io::ErrorKind::ConnectionReset => ErrorKind::Reset,
         io::ErrorKind::AddrNotAvailable => ErrorKind::SourceAddress,
         _ if e.raw_os_error().is_some_and(|c| UNREACHABLE.contains(&c)) => ErrorKind::Unreachable,
+        // Anything else the kernel says about a connect means we did not
+        // get through: charge it to reachability.
         _ => ErrorKind::Unreachable,
     }
 }

@@ -1,0 +1,207 @@
+//! The HTTP probe against small real servers on loopback: the failure kinds,
+//! redirects, the body limit and the source address.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use badgateway_exporter::config::{Config, Site};
+use badgateway_exporter::probe::http::{probe, Destination};
+use badgateway_exporter::probe::{ErrorKind, HttpOutcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A server that reads a request head, then does `answer` with the socket;
+/// it records each peer address.
+async fn server<F, Fut>(answer: F) -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>)
+where
+    F: Fn(tokio::net::TcpStream, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&peers);
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, peer)) = listener.accept().await else {
+                return;
+            };
+            seen.lock().unwrap().push(peer);
+            let answer = Arc::clone(&answer);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                answer(s, String::from_utf8_lossy(&head).into_owned()).await;
+            });
+        }
+    });
+    (addr, peers)
+}
+
+fn site(port: u16, extra: &str) -> Site {
+    let yaml = format!(
+        "probe: {{interval: 5s, timeout: 1s}}\nsites:\n  - name: s\n    url: http://www.example.com:{port}/health?x=1\n    origin: [127.0.0.1]\n{extra}"
+    );
+    Config::parse(yaml.as_bytes(), "t.yml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .sites
+        .remove(0)
+}
+
+async fn run(site: &Site) -> HttpOutcome {
+    let tls = badgateway_exporter::tls::client_config(&site.tls).unwrap();
+    probe(site, Destination::Pinned(&site.origin[0]), &tls).await
+}
+
+async fn reply(mut s: tokio::net::TcpStream, text: &'static str) {
+    let _ = s.write_all(text.as_bytes()).await;
+    let _ = s.shutdown().await;
+}
+
+#[tokio::test]
+async fn request_names_the_domain_path_and_query() {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&heads);
+    let (addr, _) = server(move |s, head| {
+        keep.lock().unwrap().push(head);
+        reply(s, "HTTP/1.1 204 No Content\r\n\r\n")
+    })
+    .await;
+    let out = run(&site(addr.port(), "")).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    assert_eq!(out.status, Some(204));
+    let head = heads.lock().unwrap()[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /health?x=1 http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("host: www.example.com:{}\r\n", addr.port())),
+        "{head}"
+    );
+    assert!(head.contains("user-agent: badgateway-exporter/"), "{head}");
+}
+
+#[tokio::test]
+async fn unexpected_status_is_http_status() {
+    let (addr, _) = server(|s, _| reply(s, "HTTP/1.1 503 Busy\r\ncontent-length: 0\r\n\r\n")).await;
+    let out = run(&site(addr.port(), "")).await;
+    assert_eq!(out.error, Some(ErrorKind::HttpStatus));
+    assert_eq!(out.status, Some(503));
+    // ...unless the site expects it.
+    let out = run(&site(addr.port(), "    expect_status: [\"500-503\"]\n")).await;
+    assert_eq!(out.error, None);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_unless_asked() {
+    let (target, _) =
+        server(|s, _| reply(s, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
+    let location: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{}/next\r\ncontent-length: 0\r\n\r\n",
+            target.port()
+        )
+        .into_boxed_str(),
+    );
+    let (addr, _) = server(move |s, _| reply(s, location)).await;
+    let out = run(&site(addr.port(), "    expect_status: [\"200\"]\n")).await;
+    assert_eq!(out.status, Some(302));
+    assert_eq!(out.error, Some(ErrorKind::HttpStatus));
+    let out = run(&site(
+        addr.port(),
+        "    expect_status: [\"200\"]\n    follow_redirects: true\n",
+    ))
+    .await;
+    assert_eq!(out.status, Some(200), "{:?}", out.detail);
+    assert_eq!(out.error, None);
+}
+
+#[tokio::test]
+async fn closed_without_answer_is_reset() {
+    let (addr, _) = server(|s, _| async move { drop(s) }).await;
+    let out = run(&site(addr.port(), "")).await;
+    assert_eq!(out.error, Some(ErrorKind::Reset), "{:?}", out.detail);
+    assert_eq!(out.status, None);
+}
+
+#[tokio::test]
+async fn garbage_is_http_protocol() {
+    let (addr, _) = server(|s, _| reply(s, "SSH-2.0-OpenSSH_9.2\r\n\r\n")).await;
+    let out = run(&site(addr.port(), "")).await;
+    assert_eq!(out.error, Some(ErrorKind::HttpProtocol), "{:?}", out.detail);
+}
+
+#[tokio::test]
+async fn silence_is_timeout_with_the_deadline_kept() {
+    let (addr, _) = server(|s, _| async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(s)
+    })
+    .await;
+    let out = run(&site(addr.port(), "")).await;
+    assert_eq!(out.error, Some(ErrorKind::Timeout));
+    assert!(
+        out.duration >= Duration::from_millis(990) && out.duration < Duration::from_millis(1500),
+        "{:?}",
+        out.duration
+    );
+    assert!(out.phases.processing.unwrap() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn nothing_listening_is_connect_refused() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = run(&site(port, "")).await;
+    assert_eq!(out.error, Some(ErrorKind::ConnectRefused));
+}
+
+#[tokio::test]
+async fn the_body_read_is_bounded() {
+    // An endless body: the probe stops at its limit and succeeds.
+    let (addr, _) = server(|mut s, _| async move {
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await;
+        let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+        for _ in 0..10_000 {
+            if s.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    // The default limit is 64 KiB.
+    let out = run(&site(addr.port(), "")).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    assert!(
+        out.duration < Duration::from_millis(900),
+        "{:?}",
+        out.duration
+    );
+}
+
+#[tokio::test]
+async fn source_address_is_bound() {
+    let (addr, peers) =
+        server(|s, _| reply(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")).await;
+    let out = run(&site(addr.port(), "    source_address: 127.0.0.3\n")).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    assert_eq!(peers.lock().unwrap()[0].ip().to_string(), "127.0.0.3");
+    // An address this host does not have cannot be bound.
+    let out = run(&site(addr.port(), "    source_address: 192.0.2.77\n")).await;
+    assert_eq!(
+        out.error,
+        Some(ErrorKind::SourceAddress),
+        "{:?}",
+        out.detail
+    );
+}
