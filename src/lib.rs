@@ -14,6 +14,7 @@ pub mod results;
 pub mod scheduler;
 pub mod server;
 pub mod tls;
+pub mod web;
 
 /// The git revision this binary was built from, or `unknown`.
 pub const REVISION: &str = env!("BADGATEWAY_REVISION");

@@ -1,10 +1,12 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use badgateway_exporter::cli::{self, Cli, Command};
 use badgateway_exporter::config::Config;
 use badgateway_exporter::server::{self, Settings};
+use badgateway_exporter::web::WebConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,10 +54,16 @@ fn serve(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.web_config_file.is_some() {
-        eprintln!("badgateway-exporter: --web.config.file is not supported yet");
-        return ExitCode::from(2);
-    }
+    let web = match &cli.web_config_file {
+        None => None,
+        Some(path) => match WebConfig::load(path) {
+            Ok(w) => Some(Arc::new(w)),
+            Err(e) => {
+                eprintln!("badgateway-exporter: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -76,6 +84,7 @@ fn serve(cli: Cli) -> ExitCode {
         };
         let settings = Settings {
             config_file: cli.config,
+            web,
         };
         match server::run(listener, settings, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -19,12 +19,15 @@ use crate::metrics::Exposition;
 use crate::probe::icmp::Pingers;
 use crate::results::Results;
 use crate::scheduler::{ScheduleError, Scheduler};
+use crate::web::WebConfig;
 
 /// How the exporter is started.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// The YAML configuration; `None` runs with built-in defaults.
     pub config_file: Option<PathBuf>,
+    /// TLS and basic auth for the exporter's own web server.
+    pub web: Option<Arc<WebConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +83,8 @@ pub async fn run(
         .route("/-/ready", get(|| async { "Ready.\n" }))
         .route("/-/reload", post(reload))
         .with_state(Arc::clone(&app));
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(address = %addr, "listening");
-    }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let web = app.settings.web.clone();
+    crate::web::serve(listener, router, web, shutdown).await?;
     // Stop the probes before returning.
     app.scheduler
         .lock()
@@ -99,7 +98,8 @@ impl App {
     async fn reload(&self) -> Result<(), LoadError> {
         let _one = self.reloading.lock().await;
         let loaded = self.load().await;
-        self.exposition.me
+        self.exposition
+            .me
             .config_last_reload_successful
             .set(i64::from(loaded.is_ok()));
         let config = match loaded {
@@ -112,7 +112,8 @@ impl App {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.exposition.me
+        self.exposition
+            .me
             .config_last_reload_success_timestamp_seconds
             .set(now);
         self.exposition.me.sites.set(config.sites.len() as i64);
@@ -125,7 +126,8 @@ impl App {
                     false
                 }
             };
-            self.exposition.me
+            self.exposition
+                .me
                 .collector_success
                 .with_label_values(&["icmp"])
                 .set(i64::from(ok));

@@ -26,6 +26,7 @@ impl Running {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let settings = Settings {
             config_file: config_file.map(Path::to_owned),
+            web: None,
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
@@ -346,4 +347,77 @@ fn check_config_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.yml"));
+}
+
+/// `--web.config.file`: basic auth guards /metrics; a bad file stops the
+/// start with a clear error.
+#[test]
+fn web_config_file_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {hash}\n")).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = common::Proc {
+        child: Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+            .args([
+                "--web.config.file",
+                &web.to_string_lossy(),
+                "--web.listen-address",
+                &addr.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        log: dir.path().join("none"),
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    let (status, _) = loop {
+        match common::http_get(addr, "/metrics") {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(status, 401);
+    let authorized = {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        // prometheus:s3cret
+        write!(
+            s,
+            "GET /metrics HTTP/1.0\r\nAuthorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    assert!(
+        authorized.starts_with("HTTP/1.0 200") || authorized.starts_with("HTTP/1.1 200"),
+        "{authorized}"
+    );
+    assert!(authorized.contains("badgateway_build_info"));
+    child.stop();
+
+    std::fs::write(&web, "basic_auth_users:\n  prometheus: not-a-hash\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+        .args([
+            "--web.config.file",
+            &web.to_string_lossy(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("web.yml") && err.contains("prometheus"),
+        "{err}"
+    );
 }

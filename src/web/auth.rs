@@ -1,0 +1,261 @@
+//! `basic_auth_users`: reading the bcrypt hashes, and checking a request's
+//! Basic credentials against them, with a cache of recent successes and
+//! unknown users made as slow as wrong passwords.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
+
+use axum::http::header::AUTHORIZATION;
+use axum::http::Request;
+use hyper::body::Incoming;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::config::{parse_str, WebConfig};
+
+/// How many successful (user, password) checks are remembered.
+const AUTH_CACHE_SIZE: usize = 100;
+/// How many bcrypt verifications may run at once: each holds a core for
+/// ~50–100 ms at cost 10.
+const BCRYPT_PARALLEL: usize = 2;
+
+/// `basic_auth_users`: names to bcrypt hashes, in file order.
+pub(super) struct Users(pub(super) Vec<(String, BcryptHash)>);
+
+impl<'de> Deserialize<'de> for Users {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Users;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of user names to bcrypt hashes")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Users, A::Error> {
+                let mut out: Vec<(String, BcryptHash)> = Vec::new();
+                while let Some((name, hash)) = map.next_entry::<String, BcryptHash>()? {
+                    if out.iter().any(|(n, _)| *n == name) {
+                        return Err(de::Error::custom(format!("user {name:?} is listed twice")));
+                    }
+                    out.push((name, hash));
+                }
+                Ok(Users(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A bcrypt hash, checked for shape and cost; never shown in errors.
+pub(super) struct BcryptHash(pub(super) String);
+
+impl<'de> Deserialize<'de> for BcryptHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a bcrypt hash", |s| {
+            match s.parse::<bcrypt::HashParts>() {
+                Ok(parts) if (4..=31).contains(&parts.get_cost()) => Ok(BcryptHash(s.to_owned())),
+                Ok(parts) => Err(format!(
+                    "bcrypt cost {} is outside 4..=31",
+                    parts.get_cost()
+                )),
+                Err(e) => Err(format!(
+                    "not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`"
+                )),
+            }
+        })
+    }
+}
+
+/// Basic-auth state shared by all connections.
+pub(super) struct AuthState {
+    /// Keys of (user, hash, password) triples that verified; see [`cache_key`].
+    cache: Mutex<AuthCache>,
+    /// Random per process, so the cache keys say nothing outside it.
+    salt: [u8; 32],
+    bcrypt_slots: Semaphore,
+    /// A hash to verify against for unknown users, at the configured cost,
+    /// so that an unknown user takes as long as a wrong password.
+    dummy: OnceLock<String>,
+    dummy_cost: u32,
+}
+
+#[derive(Default)]
+struct AuthCache {
+    keys: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl AuthState {
+    pub(super) fn new(dummy_cost: u32) -> Self {
+        AuthState {
+            cache: Mutex::new(AuthCache::default()),
+            salt: rand::random(),
+            bcrypt_slots: Semaphore::new(BCRYPT_PARALLEL),
+            dummy: OnceLock::new(),
+            dummy_cost,
+        }
+    }
+}
+
+/// SHA-256, from the TLS library's crypto provider.
+fn sha256() -> &'static dyn rustls::crypto::hash::Hash {
+    rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256
+        .tls13()
+        .expect("a TLS 1.3 suite")
+        .common
+        .hash_provider
+}
+
+fn cache_key(salt: &[u8; 32], user: &[u8], hash: &str, password: &[u8]) -> [u8; 32] {
+    let mut ctx = sha256().start();
+    ctx.update(salt);
+    for part in [user, hash.as_bytes(), password] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let out = ctx.finish();
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&out.as_ref()[..32]);
+    key
+}
+
+/// Equality that looks at every byte of equally long inputs.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// The (user, password) of a `Basic` Authorization header.
+fn basic_credentials(req: &Request<Incoming>) -> Option<(Vec<u8>, Vec<u8>)> {
+    let value = req.headers().get(AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = base64_decode(rest.trim_ascii())?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
+}
+
+/// Standard base64 with padding, as Go's `r.BasicAuth` reads it.
+fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    if input.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(input.len() / 4 * 3);
+    let chunks = input.len() / 4;
+    for (i, chunk) in input.chunks(4).enumerate() {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && i + 1 != chunks) {
+            return None;
+        }
+        let mut n: u32 = 0;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
+}
+
+impl WebConfig {
+    /// Whether `req` carries the credentials of a configured user.
+    pub(super) async fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let Some((user, password)) = basic_credentials(req) else {
+            return false;
+        };
+        // Look at every user, whichever matches, so the time taken says
+        // little about which names exist.
+        let mut found: Option<&str> = None;
+        for (name, hash) in &self.users {
+            if ct_eq(name.as_bytes(), &user) {
+                found = Some(hash);
+            }
+        }
+        let auth = &self.auth;
+        let Some(hash) = found else {
+            // Unknown user: spend a bcrypt's time all the same.
+            let _slot = auth.bcrypt_slots.acquire().await;
+            let dummy = auth.dummy.get().cloned();
+            let cost = auth.dummy_cost;
+            let made = tokio::task::spawn_blocking(move || match dummy {
+                Some(hash) => {
+                    let _ = bcrypt::verify(&password, &hash);
+                    None
+                }
+                // Making the dummy hash takes as long as verifying one.
+                None => bcrypt::hash_with_salt(b"not a password", cost, [0x5a; 16])
+                    .ok()
+                    .map(|p| p.format_for_version(bcrypt::Version::TwoY)),
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(made) = made {
+                let _ = auth.dummy.set(made);
+            }
+            return false;
+        };
+        let key = cache_key(&auth.salt, &user, hash, &password);
+        if auth
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys
+            .contains(&key)
+        {
+            return true;
+        }
+        let ok = {
+            let _slot = auth.bcrypt_slots.acquire().await;
+            let hash = hash.to_owned();
+            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false)
+        };
+        if ok {
+            let mut cache = auth.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.keys.insert(key) {
+                cache.order.push_back(key);
+                while cache.order.len() > AUTH_CACHE_SIZE {
+                    if let Some(old) = cache.order.pop_front() {
+                        cache.keys.remove(&old);
+                    }
+                }
+            }
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode(b"YWxpY2U6cw==").unwrap(), b"alice:s");
+        assert_eq!(base64_decode(b"YWxpY2U6c3M=").unwrap(), b"alice:ss");
+        assert_eq!(base64_decode(b"YWxpY2U6c3Nz").unwrap(), b"alice:sss");
+        assert_eq!(base64_decode(b"").unwrap(), b"");
+        assert!(base64_decode(b"YWxpY2U6cw=").is_none());
+        assert!(base64_decode(b"YW=pY2U6").is_none());
+        assert!(base64_decode(b"YWxp*2U6").is_none());
+    }
+}

@@ -1,0 +1,329 @@
+//! The web configuration file: its YAML shape, loading it, and the one
+//! error type of the `web` module. Each section's values are checked as they
+//! are read; the TLS section is turned into a rustls configuration by `tls`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header::{HeaderName, HeaderValue};
+use rustls::ServerConfig;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use super::auth::{AuthState, Users};
+use super::headers::Headers;
+use super::limit::{GoDuration, RateLimiter};
+use super::tls;
+use super::tls_names::{Cipher, ClientAuth, Curve, TlsVersion, Unsupported};
+
+/// A loaded and checked web configuration. Share it as `Arc<WebConfig>`;
+/// it holds the basic-auth cache and the rate limiter's state.
+pub struct WebConfig {
+    path: PathBuf,
+    pub(super) tls: Option<Arc<ServerConfig>>,
+    /// (user, bcrypt hash), in file order.
+    pub(super) users: Vec<(String, String)>,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(super) limiter: Option<RateLimiter>,
+    pub(super) auth: AuthState,
+}
+
+impl fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No hashes, no keys.
+        f.debug_struct("WebConfig")
+            .field("path", &self.path)
+            .field("tls", &self.tls.is_some())
+            .field(
+                "basic_auth_users",
+                &self.users.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            )
+            .field("headers", &self.headers)
+            .field("rate_limit", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+/// Why a web configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("web config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, has an unknown key or a value of the wrong
+    /// kind; `line` and `column` count from 1.
+    #[error("web config file {path}{}: {message}", at(*line, *column))]
+    Parse {
+        path: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    /// The YAML is well formed but a setting cannot be used; `key` is its
+    /// dotted path, e.g. `tls_server_config.cert_file`.
+    #[error("web config file {path}: {key}: {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+fn at(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(", line {l} column {c}"),
+        (Some(l), None) => format!(", line {l}"),
+        _ => String::new(),
+    }
+}
+
+impl WebConfig {
+    /// Read and check the web configuration file at `path`. Relative file
+    /// names inside it are taken from the file's own directory.
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let raw = match serde_norway::from_str::<Option<RawWebConfig>>(&text) {
+            Ok(raw) => raw.unwrap_or_default(),
+            Err(e) => return Err(parse_error(&shown, &e)),
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let invalid = |key: &str, message: String| WebConfigError::Invalid {
+            path: shown.clone(),
+            key: key.to_owned(),
+            message,
+        };
+
+        let tls = match raw.tls_server_config {
+            Some(t) if t.is_enabled() => Some(Arc::new(tls::server_config(t, &dir, &invalid)?)),
+            Some(t) => {
+                if t.has_any_setting() {
+                    tracing::warn!(
+                        file = %shown,
+                        "tls_server_config names no certificate, key, client CA or \
+                         client_auth_type; serving plain HTTP"
+                    );
+                }
+                None
+            }
+            None => None,
+        };
+
+        let mut headers = Vec::new();
+        if let Some(http) = raw.http_server_config {
+            if let Some(h2) = http.http2 {
+                tracing::debug!(
+                    http2 = h2,
+                    "http_server_config.http2 is ignored: the server speaks HTTP/1.1"
+                );
+            }
+            headers = http.headers.map(|h| h.0).unwrap_or_default();
+        }
+
+        let users: Vec<(String, String)> = raw
+            .basic_auth_users
+            .map(|u| u.0.into_iter().map(|(n, h)| (n, h.0)).collect())
+            .unwrap_or_default();
+        let max_cost = users
+            .iter()
+            .filter_map(|(_, h)| h.parse::<bcrypt::HashParts>().ok())
+            .map(|p| p.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+
+        let limiter = match raw.rate_limit {
+            Some(r) => {
+                let interval = r.interval.map(|d| d.0).unwrap_or(Duration::ZERO);
+                if interval.is_zero() {
+                    None
+                } else {
+                    Some(RateLimiter::new(interval, r.burst.unwrap_or(0)))
+                }
+            }
+            None => None,
+        };
+        if let Some(l) = &limiter {
+            if l.burst == 0 {
+                tracing::warn!(
+                    file = %shown,
+                    "rate_limit.burst is 0: every request will be refused with 429"
+                );
+            }
+        }
+
+        Ok(WebConfig {
+            path: path.to_path_buf(),
+            tls,
+            users,
+            headers,
+            limiter,
+            auth: AuthState::new(max_cost),
+        })
+    }
+
+    /// The file this configuration was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether [`serve`](fn@super::serve) speaks TLS with this configuration.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether requests need basic-auth credentials.
+    pub fn basic_auth_enabled(&self) -> bool {
+        !self.users.is_empty()
+    }
+}
+
+/// Turns serde_norway's one error into ours, with its position apart.
+fn parse_error(path: &str, e: &serde_norway::Error) -> WebConfigError {
+    let mut message = e.to_string();
+    let (line, column) = match e.location() {
+        Some(loc) => {
+            // serde_norway appends " at line L column C"; we show it apart.
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_owned();
+            }
+            (Some(loc.line()), Some(loc.column()))
+        }
+        None => (None, None),
+    };
+    WebConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file's shape.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of web settings")]
+struct RawWebConfig {
+    #[serde(default)]
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default)]
+    basic_auth_users: Option<Users>,
+    #[serde(default)]
+    rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of TLS settings")]
+pub(super) struct RawTls {
+    #[serde(default)]
+    pub(super) cert: Option<String>,
+    #[serde(default)]
+    pub(super) key: Option<String>,
+    #[serde(default)]
+    pub(super) client_ca: Option<String>,
+    #[serde(default)]
+    pub(super) cert_file: Option<String>,
+    #[serde(default)]
+    pub(super) key_file: Option<String>,
+    #[serde(default)]
+    pub(super) client_auth_type: Option<ClientAuth>,
+    #[serde(default)]
+    pub(super) client_ca_file: Option<String>,
+    /// Never read: any value is refused while deserializing.
+    #[serde(default, rename = "client_allowed_sans")]
+    _client_allowed_sans: Option<Unsupported>,
+    #[serde(default)]
+    pub(super) min_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub(super) max_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub(super) cipher_suites: Option<Vec<Cipher>>,
+    #[serde(default)]
+    pub(super) curve_preferences: Option<Vec<Curve>>,
+    #[serde(default)]
+    pub(super) prefer_server_cipher_suites: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of HTTP settings")]
+struct RawHttp {
+    #[serde(default)]
+    http2: Option<bool>,
+    #[serde(default)]
+    headers: Option<Headers>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping with interval and burst")]
+struct RawRateLimit {
+    #[serde(default)]
+    interval: Option<GoDuration>,
+    #[serde(default)]
+    burst: Option<u32>,
+}
+
+/// An empty string is "not set", as in exporter-toolkit.
+pub(super) fn set(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.is_empty())
+}
+
+impl RawTls {
+    /// exporter-toolkit's test: with none of these, the server is plain HTTP.
+    fn is_enabled(&self) -> bool {
+        set(&self.cert).is_some()
+            || set(&self.key).is_some()
+            || set(&self.client_ca).is_some()
+            || set(&self.cert_file).is_some()
+            || set(&self.key_file).is_some()
+            || set(&self.client_ca_file).is_some()
+            || self.client_auth_type.is_some()
+    }
+
+    fn has_any_setting(&self) -> bool {
+        self.min_version.is_some()
+            || self.max_version.is_some()
+            || self.cipher_suites.is_some()
+            || self.curve_preferences.is_some()
+            || self.prefer_server_cipher_suites.is_some()
+    }
+}
+
+/// Reads a string-valued setting through `parse`. The check runs inside the
+/// visitor so that serde_norway gives its error the value's key path and
+/// line, not those of the enclosing mapping.
+pub(super) fn parse_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T> {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V { expecting, parse })
+}

@@ -1,0 +1,227 @@
+//! The server: the accept loop with graceful shutdown, one task per
+//! connection (TLS handshake, then HTTP/1.1), and per request the rate
+//! limit, basic auth and extra headers around the router.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use axum::http::{Request, Response, StatusCode};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::config::WebConfig;
+
+/// How long in-flight requests may run on after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Shared {
+    router: Router,
+    web: Option<Arc<WebConfig>>,
+}
+
+fn plain(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::from(format!(
+        "{}\n",
+        status.canonical_reason().unwrap_or("")
+    )));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+impl Shared {
+    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let web = self.web.as_deref();
+        let refused = match web {
+            Some(w) if w.limiter.as_ref().is_some_and(|l| !l.allow()) => {
+                Some(plain(StatusCode::TOO_MANY_REQUESTS))
+            }
+            Some(w) if !w.users.is_empty() && !w.authorized(&req).await => {
+                let mut resp = plain(StatusCode::UNAUTHORIZED);
+                resp.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+                Some(resp)
+            }
+            _ => None,
+        };
+        let mut resp = match refused {
+            Some(resp) => resp,
+            None => {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let svc = TowerToHyperService::new(self.router.clone());
+                match hyper::service::Service::call(&svc, req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+        };
+        if let Some(w) = web {
+            for (name, value) in &w.headers {
+                resp.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        resp
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` completes: plain HTTP when
+/// `web` is None or has no TLS section, TLS otherwise; basic auth enforced
+/// on every route when users are configured (401 with
+/// `WWW-Authenticate: Basic` otherwise); extra headers added to every
+/// response. Graceful: stops accepting on shutdown, lets in-flight requests
+/// finish (up to 5 s), then drops what is left.
+///
+/// Requests reach the router with `axum::extract::ConnectInfo<SocketAddr>`
+/// in their extensions.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    web: Option<Arc<WebConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = web
+        .as_ref()
+        .and_then(|w| w.tls.clone())
+        .map(tokio_rustls::TlsAcceptor::from);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(
+            address = %addr,
+            tls = acceptor.is_some(),
+            basic_auth = web.as_ref().is_some_and(|w| w.basic_auth_enabled()),
+            "serving HTTP"
+        );
+    }
+    let shared = Arc::new(Shared { router, web });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                connections.spawn(connection(
+                    stream,
+                    peer,
+                    acceptor.clone(),
+                    Arc::clone(&shared),
+                    stop_rx.clone(),
+                ));
+            }
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "requests still running after the shutdown grace period; dropping them"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Errors from `accept` that concern one connection are skipped; others
+/// (out of file descriptors, say) get a pause before the next try.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    ) {
+        tracing::debug!(error = %e, "accepting a connection");
+        return;
+    }
+    tracing::error!(error = %e, "accepting connections; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the server is gone: stop as well.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    match acceptor {
+        None => http(stream, peer, shared, stop).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let tls = tokio::select! {
+                r = handshake => r,
+                () = stopped(&mut stop) => return,
+            };
+            match tls {
+                Ok(Ok(tls)) => http(tls, peer, shared, stop).await,
+                Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn http<I>(io: I, peer: SocketAddr, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(shared.handle(req, peer).await) }
+    });
+    // The timer turns on hyper's header read timeout (30 s).
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let done = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        () = stopped(&mut stop) => None,
+    };
+    let result = match done {
+        Some(r) => r,
+        None => {
+            // Finish the request in flight, take no more.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "HTTP connection ended with an error");
+    }
+}

@@ -1,0 +1,248 @@
+//! The TLS side of the web configuration: the rustls `ServerConfig` made
+//! from `tls_server_config`, with its certificates and key, protocol
+//! versions, cipher suites and curves, and client certificate verification.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::SupportedKxGroup;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
+
+use super::config::{set, RawTls, WebConfigError};
+use super::tls_names::{ClientAuth, TlsVersion};
+
+/// The rustls configuration for an enabled `tls_server_config` section;
+/// `invalid` words an error about one of its keys.
+pub(super) fn server_config(
+    raw: RawTls,
+    dir: &Path,
+    invalid: &dyn Fn(&str, String) -> WebConfigError,
+) -> Result<ServerConfig, WebConfigError> {
+    const S: &str = "tls_server_config";
+    let k = |name: &str| format!("{S}.{name}");
+
+    // Certificate chain and key: a file or inline PEM, not both.
+    let cert_pem = pem_source(
+        dir,
+        set(&raw.cert_file),
+        set(&raw.cert),
+        "cert_file",
+        "cert",
+        invalid,
+    )?
+    .ok_or_else(|| invalid(S, "missing one of cert_file or cert".into()))?;
+    let key_pem = pem_source(
+        dir,
+        set(&raw.key_file),
+        set(&raw.key),
+        "key_file",
+        "key",
+        invalid,
+    )?
+    .ok_or_else(|| invalid(S, "missing one of key_file or key".into()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem.bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(&k(cert_pem.key), format!("{}: {e}", cert_pem.shown)))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            &k(cert_pem.key),
+            format!("{} holds no PEM certificate", cert_pem.shown),
+        ));
+    }
+    // Never quote key material in an error.
+    let key = PrivateKeyDer::from_pem_slice(&key_pem.bytes).map_err(|e| {
+        let why = match e {
+            rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".into(),
+            other => format!("not a usable PEM private key ({other})"),
+        };
+        invalid(&k(key_pem.key), format!("{}: {why}", key_pem.shown))
+    })?;
+
+    // Protocol versions.
+    let min = raw.min_version.unwrap_or(TlsVersion::Tls12);
+    let max = raw.max_version.unwrap_or(TlsVersion::Tls13);
+    if min > max {
+        return Err(invalid(
+            S,
+            format!("min_version {min} is above max_version {max}"),
+        ));
+    }
+    let versions: Vec<&'static SupportedProtocolVersion> = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| (min..=max).contains(v))
+    .map(|(_, p)| p)
+    .collect();
+
+    // The provider: ring, narrowed to the configured suites and curves.
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(ciphers) = &raw.cipher_suites {
+        let mut suites: Vec<SupportedCipherSuite> = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| s.tls13().is_some())
+            .copied()
+            .collect();
+        let mut tls12 = 0;
+        for c in ciphers.iter().filter_map(|c| c.0) {
+            if !suites.contains(&c) {
+                suites.push(c);
+                tls12 += 1;
+            }
+        }
+        if tls12 == 0 && min == TlsVersion::Tls12 {
+            return Err(invalid(
+                &k("cipher_suites"),
+                "names no TLS 1.2 cipher suite, so no TLS 1.2 client could connect; \
+                 add one or set min_version: TLS13"
+                    .into(),
+            ));
+        }
+        provider.cipher_suites = suites;
+    }
+    if let Some(curves) = &raw.curve_preferences {
+        let mut groups: Vec<&'static dyn SupportedKxGroup> = Vec::new();
+        for c in curves {
+            if !groups.iter().any(|g| g.name() == c.0.name()) {
+                groups.push(c.0);
+            }
+        }
+        if groups.is_empty() {
+            return Err(invalid(
+                &k("curve_preferences"),
+                "is empty; leave it out for the default curves".into(),
+            ));
+        }
+        provider.kx_groups = groups;
+    }
+    let provider = Arc::new(provider);
+
+    // Client certificates.
+    let client_ca = pem_source(
+        dir,
+        set(&raw.client_ca_file),
+        set(&raw.client_ca),
+        "client_ca_file",
+        "client_ca",
+        invalid,
+    )?;
+    let auth = raw.client_auth_type.unwrap_or(ClientAuth::NoClientCert);
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid(S, e.to_string()))?;
+    let builder = match (auth, client_ca) {
+        (ClientAuth::NoClientCert, None) => builder.with_no_client_auth(),
+        (ClientAuth::NoClientCert, Some(ca)) => {
+            return Err(invalid(
+                &k(ca.key),
+                "a client CA is configured but client_auth_type is NoClientCert; \
+                 set client_auth_type: RequireAndVerifyClientCert"
+                    .into(),
+            ))
+        }
+        (_, None) => {
+            return Err(invalid(
+                &k("client_auth_type"),
+                format!("{auth} needs client_ca_file or client_ca to verify certificates with"),
+            ))
+        }
+        (_, Some(ca)) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&ca.bytes) {
+                let cert = cert.map_err(|e| invalid(&k(ca.key), format!("{}: {e}", ca.shown)))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| invalid(&k(ca.key), format!("{}: {e}", ca.shown)))?;
+            }
+            if roots.is_empty() {
+                return Err(invalid(
+                    &k(ca.key),
+                    format!("{} holds no PEM certificate", ca.shown),
+                ));
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| invalid(&k(ca.key), e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => {
+                "the private key does not belong to the certificate".to_owned()
+            }
+            other => other.to_string(),
+        };
+        invalid(
+            S,
+            format!(
+                "certificate {} with key {}: {why}",
+                cert_pem.shown, key_pem.shown
+            ),
+        )
+    })?;
+    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// PEM text from a file or inline, and how to name it in errors.
+struct Pem {
+    bytes: Vec<u8>,
+    /// The key it came from, without the section: `cert_file`, `cert`, ...
+    key: &'static str,
+    shown: String,
+}
+
+fn pem_source(
+    dir: &Path,
+    file: Option<&str>,
+    inline: Option<&str>,
+    file_key: &'static str,
+    inline_key: &'static str,
+    invalid: &dyn Fn(&str, String) -> WebConfigError,
+) -> Result<Option<Pem>, WebConfigError> {
+    match (file, inline) {
+        (Some(_), Some(_)) => Err(invalid(
+            "tls_server_config",
+            format!("{file_key} and {inline_key} are mutually exclusive: set one"),
+        )),
+        (Some(f), None) => {
+            let full = if Path::new(f).is_absolute() {
+                PathBuf::from(f)
+            } else {
+                dir.join(f)
+            };
+            let shown = full.display().to_string();
+            let bytes = std::fs::read(&full).map_err(|e| {
+                invalid(
+                    &format!("tls_server_config.{file_key}"),
+                    format!("reading {shown}: {e}"),
+                )
+            })?;
+            Ok(Some(Pem {
+                bytes,
+                key: file_key,
+                shown,
+            }))
+        }
+        (None, Some(text)) => Ok(Some(Pem {
+            bytes: text.as_bytes().to_vec(),
+            key: inline_key,
+            shown: format!("inline {inline_key}"),
+        })),
+        (None, None) => Ok(None),
+    }
+}
