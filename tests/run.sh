@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: unit, integration (network namespaces, nginx, real
+# firewall rules, ICMP) and the promtool checks. Needs root for the
+# namespaces and firewall rules. On Debian, installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/run.sh: the integration tests build network namespaces and firewall rules: run as root" >&2
+  exit 2
+fi
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v iptables >/dev/null || need+=(iptables)
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" ca-certificates >/dev/null
+fi
+
+cargo test --locked --all-targets "$@"
