@@ -134,12 +134,30 @@ impl SiteExposition {
             );
             let h = &t.http;
             sample(&mut f[SUCCESS], SUCCESS, &base, "", bool_value(h.success()));
-            sample(&mut f[STATUS], STATUS, &base, "", f64::from(h.status.unwrap_or(0)));
+            sample(
+                &mut f[STATUS],
+                STATUS,
+                &base,
+                "",
+                f64::from(h.status.unwrap_or(0)),
+            );
             for (phase, d) in h.phases.iter() {
                 let extra = format!(",phase=\"{phase}\"");
-                sample(&mut f[PHASE], PHASE, &base, &extra, d.map_or(0.0, |d| d.as_secs_f64()));
+                sample(
+                    &mut f[PHASE],
+                    PHASE,
+                    &base,
+                    &extra,
+                    d.map_or(0.0, |d| d.as_secs_f64()),
+                );
             }
-            sample(&mut f[DURATION], DURATION, &base, "", h.duration.as_secs_f64());
+            sample(
+                &mut f[DURATION],
+                DURATION,
+                &base,
+                "",
+                h.duration.as_secs_f64(),
+            );
             if let Some(kind) = h.error {
                 let extra = format!(",error=\"{}\"", kind.as_str());
                 sample(&mut f[ERROR], ERROR, &base, &extra, 1.0);
@@ -182,7 +200,12 @@ impl SiteExposition {
 }
 
 fn sample(out: &mut String, family: usize, labels: &str, extra: &str, value: f64) {
-    let _ = writeln!(out, "{}{{{labels}{extra}}} {}", FAMILIES[family].0, Value(value));
+    let _ = writeln!(
+        out,
+        "{}{{{labels}{extra}}} {}",
+        FAMILIES[family].0,
+        Value(value)
+    );
 }
 
 /// Append every probe family: its HELP and TYPE, then each site's series.

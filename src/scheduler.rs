@@ -71,12 +71,11 @@ impl Scheduler {
             let tls = match tls_configs.get(&key) {
                 Some(c) => Arc::clone(c),
                 None => {
-                    let c = crate::tls::client_config(&site.tls).map_err(|source| {
-                        ScheduleError {
+                    let c =
+                        crate::tls::client_config(&site.tls).map_err(|source| ScheduleError {
                             site: site.name.clone(),
                             source,
-                        }
-                    })?;
+                        })?;
                     tls_configs.insert(key, Arc::clone(&c));
                     c
                 }
