@@ -1,9 +1,10 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 
-use badgateway_exporter::cli::{self, Cli, Command};
+use badgateway_exporter::cli::{self, Cli, Command, LogLevel};
 use badgateway_exporter::config::Config;
 use badgateway_exporter::server::{self, Settings};
 use badgateway_exporter::web::WebConfig;
@@ -39,13 +40,18 @@ fn check_config(file: &std::path::Path) -> ExitCode {
 }
 
 fn serve(cli: Cli) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::new(format!(
-        "badgateway_exporter={0},{0}",
-        cli.log_level.as_filter()
-    ));
+    // Libraries speak at warn and above, unless asked for less.
+    let level = cli.log_level.as_filter();
+    let libraries = match cli.log_level {
+        LogLevel::Debug | LogLevel::Info => "warn",
+        _ => level,
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("badgateway_exporter={level},{libraries}"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let addresses = match cli::listen_addresses(&cli.listen_address) {
         Ok(a) => a,

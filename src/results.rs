@@ -5,7 +5,6 @@
 //! a scrape only concatenates.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -42,7 +41,6 @@ pub struct SiteEntry {
 #[derive(Default)]
 pub struct Results {
     sites: RwLock<BTreeMap<String, Arc<SiteEntry>>>,
-    icmp_failed: AtomicBool,
 }
 
 impl Results {
@@ -80,13 +78,5 @@ impl Results {
     pub fn site(&self, name: &str) -> Option<Arc<SiteEntry>> {
         let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
         sites.get(name).cloned()
-    }
-
-    pub fn set_icmp_failed(&self, failed: bool) {
-        self.icmp_failed.store(failed, Ordering::Relaxed);
-    }
-
-    pub fn icmp_failed(&self) -> bool {
-        self.icmp_failed.load(Ordering::Relaxed)
     }
 }

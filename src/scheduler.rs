@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use prometheus::IntGauge;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -40,7 +40,8 @@ struct SiteRunner {
     icmp: IcmpSettings,
     pingers: Arc<Pingers>,
     results: Arc<Results>,
-    icmp_logged: Arc<AtomicBool>,
+    /// `collector_success{collector="icmp"}`, when some site uses ICMP.
+    icmp_up: Option<IntGauge>,
 }
 
 /// Errors that stop a config from being scheduled (it parsed, but a file it
@@ -59,8 +60,8 @@ impl Scheduler {
         config: &Config,
         pingers: Arc<Pingers>,
         results: Arc<Results>,
+        icmp_up: Option<IntGauge>,
     ) -> Result<Prepared, ScheduleError> {
-        let icmp_logged = Arc::new(AtomicBool::new(false));
         let mut runners = Vec::with_capacity(config.sites.len());
         // Sites with the same trust settings share one TLS client config:
         // each holds a copy of the system's roots, which is not small.
@@ -86,7 +87,7 @@ impl Scheduler {
                 icmp: config.probe.icmp.clone(),
                 pingers: Arc::clone(&pingers),
                 results: Arc::clone(&results),
-                icmp_logged: Arc::clone(&icmp_logged),
+                icmp_up: icmp_up.clone(),
             }));
         }
         Ok(Prepared { runners })
@@ -213,28 +214,15 @@ impl SiteRunner {
             return None;
         }
         let wait = self.site.timeout.min(Duration::from_secs(5));
-        match self
+        let (count, interval) = (self.icmp.count, self.icmp.interval);
+        let round = self
             .pingers
-            .round(
-                ip,
-                self.site.source_address,
-                self.icmp.count,
-                self.icmp.interval,
-                wait,
-            )
-            .await
-        {
-            Ok(o) => {
-                self.results.set_icmp_failed(false);
-                Some(o)
-            }
-            Err(e) => {
-                self.results.set_icmp_failed(true);
-                if !self.icmp_logged.swap(true, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "ICMP probes disabled; HTTP probes go on");
-                }
-                None
-            }
+            .round(ip, self.site.source_address, count, interval, wait)
+            .await;
+        // A socket that cannot be opened is logged once by the pingers.
+        if let Some(up) = &self.icmp_up {
+            up.set(i64::from(self.pingers.healthy()));
         }
+        round.ok()
     }
 }

@@ -117,25 +117,29 @@ impl App {
             .config_last_reload_success_timestamp_seconds
             .set(now);
         self.exposition.me.sites.set(config.sites.len() as i64);
-        let uses_icmp = config.sites.iter().any(|s| s.icmp);
-        if uses_icmp {
-            let ok = match self.pingers.check() {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "ICMP probes cannot run; HTTP probes go on");
-                    false
-                }
-            };
-            self.exposition
+        let icmp_up = if config.sites.iter().any(|s| s.icmp) {
+            let up = self
+                .exposition
                 .me
                 .collector_success
-                .with_label_values(&["icmp"])
-                .set(i64::from(ok));
-        }
+                .with_label_values(&["icmp"]);
+            // A failure is logged once by the pingers.
+            let _ = self.pingers.check();
+            up.set(i64::from(self.pingers.healthy()));
+            Some(up)
+        } else {
+            let _ = self
+                .exposition
+                .me
+                .collector_success
+                .remove_label_values(&["icmp"]);
+            None
+        };
         let prepared = Scheduler::prepare(
             &config,
             Arc::clone(&self.pingers),
             Arc::clone(&self.results),
+            icmp_up,
         )
         .inspect_err(|_| self.exposition.me.config_last_reload_successful.set(0))?;
         let names: Vec<String> = config.sites.iter().map(|s| s.name.clone()).collect();

@@ -124,3 +124,57 @@ fn unreachable_origin_has_total_loss() {
     .labels["error"];
     assert_eq!(kind, "connect_timeout");
 }
+
+/// No ICMP socket can be opened (an unprivileged user, and unprivileged
+/// ping not allowed): the collector says so, one log line explains, and
+/// HTTP probing goes on.
+#[test]
+fn without_icmp_sockets_http_probing_goes_on() {
+    let mut lab = Lab::new();
+    lab.vantage
+        .exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"]);
+    // The unprivileged user must be able to read the config.
+    std::fs::set_permissions(
+        lab.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = format!(
+        "probe:\n  interval: 10s\n  timeout: 1s\n  icmp: {{count: 3, interval: 10ms}}\nsites:\n\
+         - name: a\n  url: http://a.example.com/\n  proxy: [{PROXY_IP}]\n  origin: [{ORIGIN_IP}]\n"
+    );
+    let listen = lab.start_exporter_with(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+        &config,
+    );
+    let s = lab.scrape_until(listen, Duration::from_secs(20), |s| {
+        s.get(
+            "badgateway_probe_success",
+            &[("site", "a"), ("path", "origin")],
+        )
+        .is_some()
+    });
+    assert_eq!(
+        s.get("badgateway_collector_success", &[("collector", "icmp")]),
+        Some(0.0)
+    );
+    assert!(s.find("badgateway_icmp_packet_loss_ratio", &[]).is_empty());
+    // Nothing listens on the origin: the HTTP probe ran and says so.
+    assert_eq!(
+        s.get(
+            "badgateway_http_status_code",
+            &[("site", "a"), ("path", "origin")]
+        ),
+        Some(0.0)
+    );
+    let log = lab.procs[0].log_text();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(errors[0].contains("ICMP probes cannot run"), "{log}");
+    assert!(log.contains("CAP_NET_RAW"), "{log}");
+}

@@ -4,7 +4,7 @@
 //! identifier and process-wide unique sequence numbers, so two sites behind
 //! one proxy address never take each other's replies.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Mutex;
@@ -24,21 +24,24 @@ const PAYLOAD: [u8; 16] = *b"badgateway-probe";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IcmpError {
-    #[error(
-        "cannot open an ICMP socket for {family} (source {source_address:?}): {reason}; \
-             allow unprivileged ping (sysctl net.ipv4.ping_group_range) or grant CAP_NET_RAW"
-    )]
+    #[error("cannot open an ICMP socket for {family}{bound}: {reason}")]
     Socket {
         family: &'static str,
-        source_address: Option<IpAddr>,
+        /// " bound to ADDR", or nothing.
+        bound: String,
         reason: String,
     },
 }
 
+type SocketKey = (bool, Option<IpAddr>);
+
 /// The shared ICMP sockets, opened on first use and kept.
 #[derive(Default)]
 pub struct Pingers {
-    clients: Mutex<HashMap<(bool, Option<IpAddr>), Client>>,
+    clients: Mutex<HashMap<SocketKey, Client>>,
+    /// Sockets that failed to open on their last try; each failure is
+    /// logged when it starts, not every round.
+    failed: Mutex<HashSet<SocketKey>>,
 }
 
 impl Pingers {
@@ -54,15 +57,38 @@ impl Pingers {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let client = open(target.is_ipv6(), source)?;
-        clients.insert(key, client.clone());
-        Ok(client)
+        match open(target.is_ipv6(), source) {
+            Ok(client) => {
+                clients.insert(key, client.clone());
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                Ok(client)
+            }
+            Err(e) => {
+                let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+                if failed.insert(key) {
+                    tracing::error!(error = %e, "ICMP probes cannot run; HTTP probes go on");
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// Whether an ICMP socket can be opened at all (IPv4, unbound): what
-    /// `collector_success{collector="icmp"}` reports.
+    /// Try to open the unbound IPv4 socket, so that a missing permission
+    /// shows at start rather than at the first round.
     pub fn check(&self) -> Result<(), IcmpError> {
         self.client(IpAddr::from([127, 0, 0, 1]), None).map(drop)
+    }
+
+    /// True when every socket tried so far could be opened: what
+    /// `collector_success{collector="icmp"}` reports.
+    pub fn healthy(&self) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// Send `count` echoes to `target`, one every `interval`, each waiting
@@ -115,7 +141,7 @@ fn open(v6: bool, source: Option<IpAddr>) -> Result<Client, IcmpError> {
     }
     Client::new(&builder.build()).map_err(|e| IcmpError::Socket {
         family: if v6 { "IPv6" } else { "IPv4" },
-        source_address: source,
+        bound: source.map(|a| format!(" bound to {a}")).unwrap_or_default(),
         reason: e.to_string(),
     })
 }

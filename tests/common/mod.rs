@@ -297,21 +297,29 @@ impl Lab {
     /// Start the exporter on the vantage host with `config` (YAML); returns
     /// the address its web interface listens on there.
     pub fn start_exporter(&mut self, config: &str) -> SocketAddr {
+        self.start_exporter_with(&[], config)
+    }
+
+    /// Like `start_exporter`, with `wrapper` (e.g. `setpriv ...`) in front
+    /// of the command.
+    pub fn start_exporter_with(&mut self, wrapper: &[&str], config: &str) -> SocketAddr {
         let path = self.dir.path().join("exporter.yml");
         fs::write(&path, config).expect("write config");
         let listen: SocketAddr = "127.0.0.1:9502".parse().expect("addr");
-        let p = self.vantage.spawn(
-            &[
-                env!("CARGO_BIN_EXE_badgateway-exporter"),
-                "--config",
-                &path.to_string_lossy(),
-                "--web.listen-address",
-                &listen.to_string(),
-                "--log.level",
-                "debug",
-            ],
-            &self.dir.path().join("exporter.log"),
-        );
+        let (config_arg, listen_arg) = (path.to_string_lossy(), listen.to_string());
+        let mut args = wrapper.to_vec();
+        args.extend_from_slice(&[
+            env!("CARGO_BIN_EXE_badgateway-exporter"),
+            "--config",
+            &config_arg,
+            "--web.listen-address",
+            &listen_arg,
+            "--log.level",
+            "debug",
+        ]);
+        let p = self
+            .vantage
+            .spawn(&args, &self.dir.path().join("exporter.log"));
         self.procs.push(p);
         self.vantage.wait_listening(listen);
         listen
