@@ -33,8 +33,49 @@ pub struct Cli {
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
 
+    /// procfs mount point, read by the origin agent.
+    #[arg(long = "path.procfs", value_name = "PATH", default_value = "/proc")]
+    pub procfs: PathBuf,
+
+    /// sysfs mount point, read by the origin agent.
+    #[arg(long = "path.sysfs", value_name = "PATH", default_value = "/sys")]
+    pub sysfs: PathBuf,
+
+    /// Turn off the agent's saturation collector (CPU, memory, load, interfaces).
+    #[arg(long = "no-collector.saturation")]
+    pub no_saturation: bool,
+    /// Turn off the agent's processes collector (web server processes).
+    #[arg(long = "no-collector.processes")]
+    pub no_processes: bool,
+    /// Turn off the agent's connections collector (who connects to the web ports).
+    #[arg(long = "no-collector.connections")]
+    pub no_connections: bool,
+    /// Turn off the agent's firewall collector (verdict on the forwarding ranges).
+    #[arg(long = "no-collector.firewall")]
+    pub no_firewall: bool,
+    /// Turn off the agent's access log collector.
+    #[arg(long = "no-collector.access_log")]
+    pub no_access_log: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The agent collectors turned off on the command line.
+    pub fn disabled_collectors(&self) -> Vec<String> {
+        [
+            ("saturation", self.no_saturation),
+            ("processes", self.no_processes),
+            ("connections", self.no_connections),
+            ("firewall", self.no_firewall),
+            ("access_log", self.no_access_log),
+        ]
+        .into_iter()
+        .filter(|(_, off)| *off)
+        .map(|(name, _)| name.to_owned())
+        .collect()
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 //! Data flows config → scheduler → one task per site, probing every
 //! (path, address) → results → rendered at scrape by `metrics`.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod diagnosis;

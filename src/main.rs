@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 
+use badgateway_exporter::agent::Os;
 use badgateway_exporter::cli::{self, Cli, Command, LogLevel};
 use badgateway_exporter::config::Config;
 use badgateway_exporter::server::{self, Settings};
@@ -89,6 +90,12 @@ fn serve(cli: Cli) -> ExitCode {
             }
         };
         let settings = Settings {
+            os: Os {
+                procfs: cli.procfs.clone(),
+                sysfs: cli.sysfs.clone(),
+                ..Os::default()
+            },
+            disabled_collectors: cli.disabled_collectors(),
             config_file: cli.config,
             web,
         };

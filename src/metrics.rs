@@ -4,13 +4,18 @@
 //! concatenates text it already has.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::UNIX_EPOCH;
 
 use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::agent::Agent;
 use crate::results::{Results, SiteEntry, SiteResult};
+
+pub const COLLECTOR_SUCCESS_HELP: &str =
+    "1 when the collector worked on its last run; 0 when it failed (e.g. no permission).";
 
 /// The exporter's own metrics, set by the server as things happen.
 pub struct SelfMetrics {
@@ -24,6 +29,8 @@ pub struct SelfMetrics {
 pub struct Exposition {
     registry: Registry,
     results: Arc<Results>,
+    /// The origin agent, when this host is one; replaced on reload.
+    agent: RwLock<Option<Agent>>,
     pub me: SelfMetrics,
 }
 
@@ -53,10 +60,7 @@ impl Exposition {
             )
             .expect("valid metric"),
             collector_success: IntGaugeVec::new(
-                Opts::new(
-                    "badgateway_collector_success",
-                    "1 when the collector worked on its last run; 0 when it failed (e.g. no permission).",
-                ),
+                Opts::new("badgateway_collector_success", COLLECTOR_SUCCESS_HELP),
                 &["collector"],
             )
             .expect("valid metric"),
@@ -75,8 +79,14 @@ impl Exposition {
         Exposition {
             registry,
             results,
+            agent: RwLock::new(None),
             me,
         }
+    }
+
+    /// Swap the running agent; the old one's background tasks stop.
+    pub fn set_agent(&self, agent: Option<Agent>) {
+        *self.agent.write().unwrap_or_else(|p| p.into_inner()) = agent;
     }
 
     /// The whole scrape, in the text format.
@@ -84,9 +94,24 @@ impl Exposition {
         let sites = self.results.snapshot();
         let size: usize = sites.iter().map(|s| s.exposition.len()).sum();
         let mut out = Vec::with_capacity(size + 8 * 1024);
-        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        let mut families = self.registry.gather();
+        if let Some(agent) = &*self.agent.read().unwrap_or_else(|p| p.into_inner()) {
+            merge(&mut families, agent.collect());
+        }
+        TextEncoder::new().encode(&families, &mut out)?;
         write_probe_families(&sites, &mut out);
         Ok(out)
+    }
+}
+
+/// Add `more` to `families`; a family both have (collector_success) gets
+/// the series of both.
+fn merge(families: &mut Vec<MetricFamily>, more: Vec<MetricFamily>) {
+    for mut f in more {
+        match families.iter_mut().find(|e| e.name() == f.name()) {
+            Some(existing) => existing.mut_metric().extend(f.take_metric()),
+            None => families.push(f),
+        }
     }
 }
 

@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, ConfigErrors};
+use crate::agent::{Agent, Os};
+use crate::config::{AgentConfig, Config, ConfigErrors};
 use crate::metrics::Exposition;
 use crate::probe::icmp::Pingers;
 use crate::results::Results;
@@ -28,6 +29,10 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// TLS and basic auth for the exporter's own web server.
     pub web: Option<Arc<WebConfig>>,
+    /// Where the origin agent meets the OS.
+    pub os: Os,
+    /// Agent collectors turned off (`--no-collector.NAME`).
+    pub disabled_collectors: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +147,15 @@ impl App {
             icmp_up,
         )
         .inspect_err(|_| self.exposition.me.config_last_reload_successful.set(0))?;
+        // Without a config file, this host is an origin with defaults.
+        let agent_config = match (&config.agent, &self.settings.config_file) {
+            (Some(a), _) => Some(a.clone()),
+            (None, None) => Some(AgentConfig::default()),
+            (None, Some(_)) => None,
+        };
+        let agent = agent_config
+            .map(|a| Agent::start(&a, &self.settings.os, &self.settings.disabled_collectors));
+        self.exposition.set_agent(agent);
         let names: Vec<String> = config.sites.iter().map(|s| s.name.clone()).collect();
         let mut running = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
         // Dropping the old schedule stops its tasks before the new starts.

@@ -1,0 +1,245 @@
+//! Host saturation: CPU and memory usage, load, and per-interface traffic
+//! against the configured link capacity. The seed rule of thumb: above 90%
+//! for a long time means the web service is in trouble.
+//!
+//! Usage ratios come from cumulative counters: each scrape compares with the
+//! previous one (the first with a reading taken at start), never one racy
+//! sample.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use procfs_core::net::InterfaceDeviceStatus;
+use procfs_core::{KernelStats, LoadAverage, Meminfo};
+use prometheus::proto::MetricFamily;
+
+use super::exposition::Family;
+use super::{procfs, Collector, CollectorError};
+use crate::config::InterfaceConfig;
+
+pub struct Saturation {
+    procfs: PathBuf,
+    /// Configured interfaces and their capacity; empty: every interface
+    /// but loopback, without a usage ratio.
+    interfaces: BTreeMap<String, InterfaceConfig>,
+    last: Mutex<Last>,
+}
+
+/// Bytes received and sent per interface, at one moment.
+type NetReading = (Instant, BTreeMap<String, (u64, u64)>);
+
+#[derive(Default)]
+struct Last {
+    cpu: Option<CpuReading>,
+    cpu_ratio: Option<f64>,
+    net: Option<NetReading>,
+    /// Per (interface, direction): the last ratio computed.
+    net_ratio: BTreeMap<(String, &'static str), f64>,
+    missing_logged: HashSet<String>,
+}
+
+#[derive(Clone, Copy)]
+struct CpuReading {
+    busy: u64,
+    total: u64,
+    cpus: usize,
+}
+
+impl Saturation {
+    pub fn new(procfs: PathBuf, interfaces: BTreeMap<String, InterfaceConfig>) -> Saturation {
+        let s = Saturation {
+            procfs,
+            interfaces,
+            last: Mutex::new(Last::default()),
+        };
+        // A first reading, so the first scrape already has a window.
+        if let Ok(cpu) = s.cpu() {
+            s.lock().cpu = Some(cpu);
+        }
+        if let Ok(net) = s.net() {
+            s.lock().net = Some((Instant::now(), net));
+        }
+        s
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Last> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cpu(&self) -> Result<CpuReading, CollectorError> {
+        let stat: KernelStats = procfs::read_si(&self.procfs, "stat")?;
+        let t = &stat.total;
+        let busy = t.user
+            + t.nice
+            + t.system
+            + t.irq.unwrap_or(0)
+            + t.softirq.unwrap_or(0)
+            + t.steal.unwrap_or(0);
+        Ok(CpuReading {
+            busy,
+            total: busy + t.idle + t.iowait.unwrap_or(0),
+            cpus: stat.cpu_time.len(),
+        })
+    }
+
+    fn net(&self) -> Result<BTreeMap<String, (u64, u64)>, CollectorError> {
+        let dev: InterfaceDeviceStatus = procfs::read(&self.procfs, "net/dev")?;
+        Ok(dev
+            .0
+            .into_values()
+            .filter(|d| {
+                if self.interfaces.is_empty() {
+                    d.name != "lo"
+                } else {
+                    self.interfaces.contains_key(&d.name)
+                }
+            })
+            .map(|d| (d.name, (d.recv_bytes, d.sent_bytes)))
+            .collect())
+    }
+}
+
+impl Collector for Saturation {
+    fn name(&self) -> &'static str {
+        "saturation"
+    }
+
+    fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
+        let cpu = self.cpu()?;
+        let mem: Meminfo = procfs::read(&self.procfs, "meminfo")?;
+        let load: LoadAverage = procfs::read(&self.procfs, "loadavg")?;
+        let net = self.net()?;
+        let now = Instant::now();
+        let mut last = self.lock();
+
+        // CPU: the share of ticks spent busy since the previous reading.
+        // Within one tick there is no new window: keep the last ratio.
+        if let Some(prev) = last.cpu {
+            let total = cpu.total.saturating_sub(prev.total);
+            if total > 0 {
+                let busy = cpu.busy.saturating_sub(prev.busy);
+                last.cpu_ratio = Some((busy as f64 / total as f64).clamp(0.0, 1.0));
+                last.cpu = Some(cpu);
+            }
+        } else {
+            last.cpu = Some(cpu);
+        }
+        let mut out = Vec::new();
+        if let Some(ratio) = last.cpu_ratio {
+            let mut f = Family::gauge(
+                "badgateway_host_cpu_usage_ratio",
+                "Share of CPU time spent busy (not idle or waiting for I/O) since the previous scrape, 0..1.",
+            );
+            f.push(&[], ratio);
+            out.push(f.into_family());
+        }
+
+        let mut f = Family::gauge(
+            "badgateway_host_memory_usage_ratio",
+            "Share of memory not available to new work: 1 - MemAvailable/MemTotal, 0..1.",
+        );
+        let available = mem
+            .mem_available
+            .unwrap_or(mem.mem_free + mem.cached + mem.buffers);
+        if mem.mem_total > 0 {
+            f.push(
+                &[],
+                1.0 - (available as f64 / mem.mem_total as f64).clamp(0.0, 1.0),
+            );
+        }
+        out.push(f.into_family());
+
+        for (name, value, help) in [
+            (
+                "badgateway_host_load1",
+                load.one,
+                "Load average over 1 minute.",
+            ),
+            (
+                "badgateway_host_load5",
+                load.five,
+                "Load average over 5 minutes.",
+            ),
+            (
+                "badgateway_host_load15",
+                load.fifteen,
+                "Load average over 15 minutes.",
+            ),
+        ] {
+            let mut f = Family::gauge(name, help);
+            // Two decimals, as the kernel writes it, without f32 noise.
+            f.push(&[], (f64::from(value) * 100.0).round() / 100.0);
+            out.push(f.into_family());
+        }
+
+        let mut rx = Family::counter(
+            "badgateway_network_receive_bytes_total",
+            "Bytes received on the interface.",
+        );
+        let mut tx = Family::counter(
+            "badgateway_network_transmit_bytes_total",
+            "Bytes sent on the interface.",
+        );
+        for (name, (r, t)) in &net {
+            rx.push(&[("interface", name)], *r as f64);
+            tx.push(&[("interface", name)], *t as f64);
+        }
+        out.push(rx.into_family());
+        out.push(tx.into_family());
+
+        let mut capacity = Family::gauge(
+            "badgateway_network_capacity_bytes_per_second",
+            "The configured capacity of the interface's link.",
+        );
+        let mut usage = Family::gauge(
+            "badgateway_network_usage_ratio",
+            "Traffic since the previous scrape as a share of the configured capacity, per direction, 0..1 (above 1 when the capacity is set too low).",
+        );
+        let previous = last.net.take();
+        for (name, iface) in &self.interfaces {
+            let bytes_per_second = iface.capacity_bits_per_second as f64 / 8.0;
+            capacity.push(&[("interface", name)], bytes_per_second);
+            let Some(&(r, t)) = net.get(name) else {
+                if last.missing_logged.insert(name.clone()) {
+                    tracing::warn!(interface = %name, "configured interface not found in net/dev");
+                }
+                continue;
+            };
+            if let Some((at, prev)) = &previous {
+                let seconds = now.duration_since(*at).as_secs_f64();
+                if let (Some(&(pr, pt)), true) = (prev.get(name), seconds >= 0.1) {
+                    for (direction, now_bytes, prev_bytes) in
+                        [("receive", r, pr), ("transmit", t, pt)]
+                    {
+                        let rate = now_bytes.saturating_sub(prev_bytes) as f64 / seconds;
+                        last.net_ratio
+                            .insert((name.clone(), direction), rate / bytes_per_second);
+                    }
+                }
+            }
+            for direction in ["receive", "transmit"] {
+                if let Some(ratio) = last.net_ratio.get(&(name.clone(), direction)) {
+                    usage.push(&[("interface", name), ("direction", direction)], *ratio);
+                }
+            }
+        }
+        // Keep the older reading when this window was too short to use.
+        let keep_previous = previous
+            .as_ref()
+            .is_some_and(|(at, _)| now.duration_since(*at).as_secs_f64() < 0.1);
+        last.net = if keep_previous {
+            previous
+        } else {
+            Some((now, net))
+        };
+        out.push(capacity.into_family());
+        out.push(usage.into_family());
+
+        let mut cpus = Family::gauge("badgateway_host_cpus", "CPUs the kernel reports.");
+        cpus.push(&[], cpu.cpus as f64);
+        out.push(cpus.into_family());
+        Ok(out)
+    }
+}

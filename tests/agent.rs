@@ -1,0 +1,338 @@
+//! The origin agent's collectors on procfs fixtures captured from a real
+//! machine (copied to a temp dir where a test changes them), and the agent
+//! in the binary on a real origin host in a network namespace.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use badgateway_exporter::agent::connections::Connections;
+use badgateway_exporter::agent::processes::Processes;
+use badgateway_exporter::agent::saturation::Saturation;
+use badgateway_exporter::agent::Collector;
+use badgateway_exporter::config::InterfaceConfig;
+use common::metrics::Scrape;
+use common::{Lab, Netns, ORIGIN_IP, PROXY_IP, VANTAGE_IP};
+
+/// A copy of the fixture tree that a test may change.
+fn fixture() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    copy_tree(Path::new("tests/fixtures/procfs"), &root);
+    (dir, root)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Render a collector's families as text and parse them back.
+fn scrape(c: &dyn Collector) -> Scrape {
+    let mut families = c.collect().unwrap_or_else(|e| panic!("{e}"));
+    // As the agent does: a family with no series is left out.
+    families.retain(|f| !f.get_metric().is_empty());
+    let mut out = Vec::new();
+    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut out).unwrap();
+    Scrape::parse(&String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn cpu_ratio_comes_from_the_counters_between_scrapes() {
+    let (_dir, root) = fixture();
+    let s = Saturation::new(root.clone(), Default::default());
+    // The fixture's first line: cpu 310917 0 28508 293340 1359 0 1343 79 0 0
+    // Add 300 busy ticks (user 200, system 100) and 100 idle.
+    let stat = fs::read_to_string(root.join("stat")).unwrap();
+    let stat = stat.replacen(
+        "cpu  310917 0 28508 293340",
+        "cpu  311117 0 28608 293440",
+        1,
+    );
+    fs::write(root.join("stat"), stat).unwrap();
+    let m = scrape(&s);
+    assert_eq!(m.get("badgateway_host_cpu_usage_ratio", &[]), Some(0.75));
+    // No new ticks: the last ratio stays rather than a 0/0.
+    let m = scrape(&s);
+    assert_eq!(m.get("badgateway_host_cpu_usage_ratio", &[]), Some(0.75));
+    assert_eq!(m.get("badgateway_host_cpus", &[]), Some(2.0));
+}
+
+#[test]
+fn memory_load_and_interfaces() {
+    let (_dir, root) = fixture();
+    let mut ifaces = std::collections::BTreeMap::new();
+    // 8 Mbit/s = 1,000,000 bytes/s.
+    ifaces.insert(
+        "eth0".to_owned(),
+        InterfaceConfig {
+            capacity_bits_per_second: 8_000_000,
+        },
+    );
+    let s = Saturation::new(root.clone(), ifaces);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    // eth0 received 400,000 more bytes; sent nothing more.
+    let dev = fs::read_to_string(root.join("net/dev")).unwrap();
+    fs::write(
+        root.join("net/dev"),
+        dev.replace("eth0: 154997291", "eth0: 155397291"),
+    )
+    .unwrap();
+    let m = scrape(&s);
+    let elapsed = started.elapsed().as_secs_f64();
+    // MemTotal 24684084 kB, MemAvailable 24048968 kB.
+    let mem = m.get("badgateway_host_memory_usage_ratio", &[]).unwrap();
+    assert!(
+        (mem - (1.0 - 24048968.0 / 24684084.0)).abs() < 1e-12,
+        "{mem}"
+    );
+    let load: f64 = fs::read_to_string(root.join("loadavg"))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((m.get("badgateway_host_load1", &[]).unwrap() - load).abs() < 1e-6);
+    assert_eq!(
+        m.get(
+            "badgateway_network_receive_bytes_total",
+            &[("interface", "eth0")]
+        ),
+        Some(155397291.0)
+    );
+    // Only the configured interface is reported.
+    assert!(m
+        .find(
+            "badgateway_network_receive_bytes_total",
+            &[("interface", "ifb0")]
+        )
+        .is_empty());
+    assert_eq!(
+        m.get(
+            "badgateway_network_capacity_bytes_per_second",
+            &[("interface", "eth0")]
+        ),
+        Some(1_000_000.0)
+    );
+    let rx = m
+        .get(
+            "badgateway_network_usage_ratio",
+            &[("interface", "eth0"), ("direction", "receive")],
+        )
+        .unwrap();
+    // 400,000 bytes over between 0.5 s and `elapsed`, against 1,000,000 B/s.
+    assert!(
+        rx <= 0.8 + 1e-9 && rx >= 0.4 / elapsed,
+        "rx {rx}, elapsed {elapsed}"
+    );
+    assert_eq!(
+        m.get(
+            "badgateway_network_usage_ratio",
+            &[("interface", "eth0"), ("direction", "transmit")]
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn processes_by_name() {
+    let (_dir, root) = fixture();
+    let configured = Processes::new(root.clone(), &["nginx".to_owned(), "haproxy".to_owned()]);
+    let m = scrape(&configured);
+    assert_eq!(
+        m.get("badgateway_process_up", &[("process", "nginx")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("badgateway_processes", &[("process", "nginx")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.get("badgateway_process_up", &[("process", "haproxy")]),
+        Some(0.0)
+    );
+
+    // Detection: the known web servers running are reported; one that
+    // stops then reads 0 instead of vanishing.
+    let detect = Processes::new(root.clone(), &[]);
+    let m = scrape(&detect);
+    assert_eq!(
+        m.get("badgateway_process_up", &[("process", "nginx")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("badgateway_process_up", &[("process", "apache2")]),
+        Some(1.0)
+    );
+    assert!(m
+        .find("badgateway_process_up", &[("process", "sshd")])
+        .is_empty());
+    fs::remove_dir_all(root.join("2040")).unwrap();
+    let m = scrape(&detect);
+    assert_eq!(
+        m.get("badgateway_process_up", &[("process", "apache2")]),
+        Some(0.0)
+    );
+}
+
+/// The fixture was captured with 3 connections from 198.51.100.10 and 2
+/// from 192.0.2.9 to port 80 (an IPv6 dual-stack listener, so the peers
+/// are IPv4-mapped), and 1 and 4 to port 443 (IPv4).
+#[test]
+fn connections_by_class_from_captured_tables() {
+    let (_dir, root) = fixture();
+    let c = Connections::new(
+        root,
+        &["198.51.100.0/24".parse().unwrap()],
+        &[80, 443, 8080],
+    );
+    let m = scrape(&c);
+    let n = |class: &str, port: &str| {
+        m.get(
+            "badgateway_connections",
+            &[("class", class), ("port", port)],
+        )
+    };
+    assert_eq!(n("forwarding", "80"), Some(3.0));
+    assert_eq!(n("other", "80"), Some(2.0));
+    assert_eq!(n("forwarding", "443"), Some(1.0));
+    assert_eq!(n("other", "443"), Some(4.0));
+    assert_eq!(n("other", "8080"), Some(0.0));
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "80")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "443")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "8080")]),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn a_missing_procfs_is_a_collector_error_naming_the_file() {
+    let c = Connections::new(PathBuf::from("/nonexistent/proc"), &[], &[80]);
+    let e = c.collect().unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/proc/net/tcp"), "{e}");
+}
+
+/// Open `n` connections from `from` to the origin's port 80 and keep them.
+fn hold_connections(from: &Netns, n: usize) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let path = format!("/var/run/netns/{}", from.name);
+    std::thread::spawn(move || {
+        common::enter(&path);
+        let conns: Vec<_> = (0..n)
+            .map(|_| std::net::TcpStream::connect((ORIGIN_IP, 80)).unwrap())
+            .collect();
+        ready_tx.send(()).unwrap();
+        let _ = stopped.recv();
+        drop(conns);
+    });
+    ready.recv_timeout(Duration::from_secs(10)).unwrap();
+    stop
+}
+
+/// The binary as an origin agent on the origin host: connections from the
+/// proxy (inside the forwarding range) and from the vantage (outside) are
+/// counted exactly, and the web server's port shows as listening.
+#[test]
+fn agent_counts_connections_on_a_real_origin() {
+    let lab = Lab::new();
+    let _web = common::origin::OriginServer::start(
+        Some(&lab.origin.name),
+        format!("{ORIGIN_IP}:80").parse().unwrap(),
+    );
+    let config = lab.dir.path().join("agent.yml");
+    fs::write(
+        &config,
+        format!("agent:\n  sites: [shop]\n  forwarding_ranges: [{PROXY_IP}/32]\n  web_ports: [80, 443]\n"),
+    )
+    .unwrap();
+    let log = lab.dir.path().join("agent.log");
+    let _agent = lab.origin.spawn(
+        &[
+            env!("CARGO_BIN_EXE_badgateway-exporter"),
+            "--config",
+            &config.to_string_lossy(),
+            "--web.listen-address",
+            "127.0.0.1:9502",
+        ],
+        &log,
+    );
+    let listen = "127.0.0.1:9502".parse().unwrap();
+    lab.origin.wait_listening(listen);
+    let _from_proxy = hold_connections(&lab.proxy, 7);
+    let _from_vantage = hold_connections(&lab.vantage, 4);
+    let until = Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let text = lab
+            .origin
+            .http_get(listen, "/metrics")
+            .map(|r| r.1)
+            .unwrap_or_default();
+        let m = Scrape::parse(&text);
+        let forwarding = m.get(
+            "badgateway_connections",
+            &[("class", "forwarding"), ("port", "80")],
+        );
+        if forwarding == Some(7.0) || Instant::now() > until {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        m.get(
+            "badgateway_connections",
+            &[("class", "forwarding"), ("port", "80")]
+        ),
+        Some(7.0),
+        "{}\n{}",
+        m.text,
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        m.get(
+            "badgateway_connections",
+            &[("class", "other"), ("port", "80")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "80")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "443")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("badgateway_agent_site_info", &[("site", "shop")]),
+        Some(1.0)
+    );
+    assert_eq!(m.get("badgateway_agent_forwarding_ranges", &[]), Some(1.0));
+    for c in ["saturation", "processes", "connections"] {
+        assert_eq!(
+            m.get("badgateway_collector_success", &[("collector", c)]),
+            Some(1.0),
+            "{c}"
+        );
+    }
+    let _ = VANTAGE_IP;
+}
