@@ -86,6 +86,40 @@ pub enum Command {
         /// The configuration file to check.
         file: PathBuf,
     },
+    /// Probe a site once, through the proxy and straight to the origin, and
+    /// print which cause explains a 502, the evidence and the next steps.
+    /// Exit code: 0 healthy, 1 a cause found, 2 usage or input error.
+    Diagnose {
+        /// The site's URL, e.g. https://www.example.com/healthz
+        url: String,
+        /// The origin server's address (IP or IP:PORT); repeat for several.
+        #[arg(long, value_name = "ADDR", required = true)]
+        origin: Vec<String>,
+        /// The proxy's address; repeat for several. Default: DNS of the URL's host.
+        #[arg(long, value_name = "ADDR")]
+        proxy: Vec<String>,
+        /// Local address to send the probes from (e.g. a forwarding IP).
+        #[arg(long, value_name = "ADDR")]
+        source: Option<String>,
+        /// ICMP echoes per address.
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// How long each HTTP probe may take.
+        #[arg(long, default_value = "5s")]
+        timeout: String,
+        /// An origin agent's metrics URL, e.g. http://203.0.113.5:9502/metrics
+        #[arg(long, value_name = "URL")]
+        agent: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

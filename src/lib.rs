@@ -8,10 +8,12 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod diagnose;
 pub mod diagnosis;
 pub mod metrics;
 pub mod probe;
 pub mod results;
+pub mod round;
 pub mod scheduler;
 pub mod server;
 pub mod tls;

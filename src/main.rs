@@ -5,8 +5,9 @@ use std::sync::Arc;
 use clap::Parser;
 
 use badgateway_exporter::agent::Os;
-use badgateway_exporter::cli::{self, Cli, Command, LogLevel};
+use badgateway_exporter::cli::{self, Cli, Command, LogLevel, Output};
 use badgateway_exporter::config::Config;
+use badgateway_exporter::diagnose;
 use badgateway_exporter::server::{self, Settings};
 use badgateway_exporter::web::WebConfig;
 
@@ -14,6 +15,34 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Diagnose {
+            url,
+            origin,
+            proxy,
+            source,
+            count,
+            timeout,
+            agent,
+            output,
+        }) => {
+            let request = diagnose::Request {
+                url,
+                origin,
+                proxy,
+                source,
+                count,
+                timeout,
+                agent,
+                json: output == Output::Json,
+            };
+            match diagnose::run(request) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("badgateway-exporter diagnose: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         None => serve(cli),
     }
 }

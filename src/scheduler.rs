@@ -7,18 +7,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use prometheus::IntGauge;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{Address, Config, IcmpSettings, Site};
-use crate::diagnosis;
-use crate::probe::http::{self, Destination};
+use crate::config::Config;
 use crate::probe::icmp::Pingers;
-use crate::probe::{HttpOutcome, Path};
-use crate::results::{Results, SiteResult, TargetResult};
+use crate::results::Results;
+use crate::round::SiteProber;
 
 /// The running site tasks; dropping it stops them.
 pub struct Scheduler {
@@ -33,12 +30,9 @@ impl Drop for Scheduler {
     }
 }
 
-/// Everything a site's task needs, built once per (re)load.
+/// A site's task: its prober, and where its rounds go.
 struct SiteRunner {
-    site: Site,
-    tls: Arc<rustls::ClientConfig>,
-    icmp: IcmpSettings,
-    pingers: Arc<Pingers>,
+    prober: Arc<SiteProber>,
     results: Arc<Results>,
     /// `collector_success{collector="icmp"}`, when some site uses ICMP.
     icmp_up: Option<IntGauge>,
@@ -81,14 +75,16 @@ impl Scheduler {
                     c
                 }
             };
-            runners.push(Arc::new(SiteRunner {
-                site: site.clone(),
-                tls,
-                icmp: config.probe.icmp.clone(),
-                pingers: Arc::clone(&pingers),
+            runners.push(SiteRunner {
+                prober: Arc::new(SiteProber {
+                    site: site.clone(),
+                    tls,
+                    icmp: config.probe.icmp.clone(),
+                    pingers: Arc::clone(&pingers),
+                }),
                 results: Arc::clone(&results),
                 icmp_up: icmp_up.clone(),
-            }));
+            });
         }
         Ok(Prepared { runners })
     }
@@ -96,7 +92,7 @@ impl Scheduler {
 
 /// A schedule ready to start.
 pub struct Prepared {
-    runners: Vec<Arc<SiteRunner>>,
+    runners: Vec<SiteRunner>,
 }
 
 impl Prepared {
@@ -109,7 +105,7 @@ impl Prepared {
             .enumerate()
             .map(|(i, runner)| {
                 // Even spread: site i of n starts i/n of its interval in.
-                let offset = runner.site.interval / n * i as u32;
+                let offset = runner.prober.site.interval / n * i as u32;
                 tokio::spawn(runner.run(now + offset))
             })
             .collect();
@@ -118,111 +114,17 @@ impl Prepared {
 }
 
 impl SiteRunner {
-    async fn run(self: Arc<Self>, first: Instant) {
-        let mut ticker = tokio::time::interval_at(first, self.site.interval);
+    async fn run(self, first: Instant) {
+        let site = &self.prober.site;
+        let mut ticker = tokio::time::interval_at(first, site.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let result = self.round().await;
-            self.results.record(&self.site.name, result);
-        }
-    }
-
-    async fn round(self: &Arc<Self>) -> SiteResult {
-        let mut probes = JoinSet::new();
-        let proxies: Vec<Option<Address>> = if self.site.proxy.is_empty() {
-            vec![None]
-        } else {
-            self.site.proxy.iter().cloned().map(Some).collect()
-        };
-        let targets = proxies.into_iter().map(|a| (Path::Proxy, a)).chain(
-            self.site
-                .origin
-                .iter()
-                .cloned()
-                .map(|a| (Path::Origin, Some(a))),
-        );
-        for (order, (path, address)) in targets.enumerate() {
-            let me = Arc::clone(self);
-            probes.spawn(async move { (order, me.probe_target(path, address).await) });
-        }
-        let mut targets = Vec::new();
-        while let Some(done) = probes.join_next().await {
-            match done {
-                Ok(t) => targets.push(t),
-                Err(e) => tracing::error!(site = %self.site.name, error = %e, "probe task failed"),
+            let result = self.prober.round().await;
+            if let (Some(up), true) = (&self.icmp_up, site.icmp) {
+                up.set(i64::from(self.prober.pingers.healthy()));
             }
+            self.results.record(&site.name, result);
         }
-        targets.sort_by_key(|(order, _)| *order);
-        let targets: Vec<TargetResult> = targets.into_iter().map(|(_, t)| t).collect();
-        let outcomes = |path: Path| -> Vec<HttpOutcome> {
-            targets
-                .iter()
-                .filter(|t| t.path == path)
-                .map(|t| t.http.clone())
-                .collect()
-        };
-        let blocked =
-            diagnosis::forwarding_ip_blocked(&outcomes(Path::Proxy), &outcomes(Path::Origin));
-        SiteResult {
-            targets,
-            forwarding_ip_blocked: blocked,
-            finished: SystemTime::now(),
-        }
-    }
-
-    async fn probe_target(&self, path: Path, address: Option<Address>) -> TargetResult {
-        let label = match &address {
-            Some(a) => a.to_string(),
-            None => self.site.host().to_owned(),
-        };
-        let destination = match &address {
-            Some(a) => Destination::Pinned(a),
-            None => Destination::Dns,
-        };
-        let ping_to = address.as_ref().map(|a| a.ip);
-        let (outcome, icmp) = match ping_to {
-            // A known address: HTTP and ICMP at once.
-            Some(ip) => tokio::join!(
-                http::probe(&self.site, destination, &self.tls),
-                self.ping(ip)
-            ),
-            // Found by DNS: ping what the HTTP probe resolved.
-            None => {
-                let outcome = http::probe(&self.site, destination, &self.tls).await;
-                let icmp = match outcome.resolved {
-                    Some(ip) => self.ping(ip).await,
-                    None => None,
-                };
-                (outcome, icmp)
-            }
-        };
-        if let Some(err) = outcome.error {
-            tracing::debug!(site = %self.site.name, %path, address = %label, error = %err,
-                detail = outcome.detail.as_deref().unwrap_or(""), "probe failed");
-        }
-        TargetResult {
-            path,
-            address: label,
-            http: outcome,
-            icmp,
-        }
-    }
-
-    async fn ping(&self, ip: std::net::IpAddr) -> Option<crate::probe::IcmpOutcome> {
-        if !self.site.icmp {
-            return None;
-        }
-        let wait = self.site.timeout.min(Duration::from_secs(5));
-        let (count, interval) = (self.icmp.count, self.icmp.interval);
-        let round = self
-            .pingers
-            .round(ip, self.site.source_address, count, interval, wait)
-            .await;
-        // A socket that cannot be opened is logged once by the pingers.
-        if let Some(up) = &self.icmp_up {
-            up.set(i64::from(self.pingers.healthy()));
-        }
-        round.ok()
     }
 }

@@ -62,6 +62,17 @@ impl Netns {
         sh(&full)
     }
 
+    /// Run a command inside the namespace and return what it did, whatever
+    /// its exit status.
+    pub fn output(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+    }
+
     /// Start a long-running process inside the namespace.
     pub fn spawn(&self, args: &[&str], log: &Path) -> Proc {
         let out = fs::File::create(log).expect("log file");

@@ -11,6 +11,8 @@
 //! time-out only counts when the origin answered much sooner than the proxy
 //! gave up.
 
+pub mod verdict;
+
 use std::time::Duration;
 
 use crate::probe::{ErrorKind, HttpOutcome};

@@ -1,0 +1,149 @@
+//! `diagnose`: one round of the exporter's own probes for a site, from a
+//! person's terminal, then the verdict, the evidence and the next steps.
+//! Exit code 0 healthy, 1 a cause found, 2 a usage or input error.
+
+mod agent;
+mod report;
+mod steps;
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Address, Config};
+use crate::diagnosis::verdict::{self, AgentEvidence};
+use crate::probe::icmp::Pingers;
+use crate::round::SiteProber;
+
+/// What a person asked for on the command line.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub url: String,
+    pub origin: Vec<String>,
+    pub proxy: Vec<String>,
+    pub source: Option<String>,
+    pub count: u32,
+    pub timeout: String,
+    pub agent: Option<String>,
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiagnoseError {
+    #[error("{0}")]
+    Input(String),
+    #[error("starting the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Run the diagnosis; returns the process exit code.
+pub fn run(request: Request) -> Result<u8, DiagnoseError> {
+    let site = site(&request)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(DiagnoseError::Runtime)?;
+    runtime.block_on(async move {
+        let tls = crate::tls::client_config(&site.tls)
+            .map_err(|e| DiagnoseError::Input(e.to_string()))?;
+        let progress = report::Progress::start(&site, request.json);
+        let prober = Arc::new(SiteProber {
+            icmp: crate::config::IcmpSettings {
+                enabled: true,
+                count: request.count,
+                interval: Duration::from_millis(200),
+            },
+            site,
+            tls,
+            pingers: Arc::new(Pingers::new()),
+        });
+        let (round, agent) = tokio::join!(prober.round(), fetch_agent(request.agent.as_deref()));
+        progress.finish();
+        let agent_evidence = agent.as_ref().ok();
+        let verdict = verdict::judge(&round, agent_evidence);
+        let report = report::Report {
+            site: &prober.site,
+            round: &round,
+            verdict: &verdict,
+            agent: &agent,
+            icmp_available: prober.pingers.healthy(),
+        };
+        if request.json {
+            println!("{}", report.json());
+        } else {
+            print!("{}", report.text(report::colour_wanted()));
+        }
+        Ok(if verdict.healthy() { 0 } else { 1 })
+    })
+}
+
+async fn fetch_agent(url: Option<&str>) -> Result<AgentEvidence, String> {
+    match url {
+        None => Err("no --agent given".into()),
+        Some(u) => agent::fetch(u).await,
+    }
+}
+
+/// Check every argument and build the site to probe, with the exporter's
+/// own defaults (expected status 200-399, body limit, no redirects).
+fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
+    let bad = |what: &str, value: &str, why: String| {
+        DiagnoseError::Input(format!("invalid {what} {value:?}: {why}"))
+    };
+    let url = url::Url::parse(&r.url).map_err(|e| bad("URL", &r.url, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad(
+            "URL",
+            &r.url,
+            "expected http:// or https:// with a host".into(),
+        ));
+    }
+    if r.origin.is_empty() {
+        return Err(DiagnoseError::Input(
+            "--origin is required: the origin server's address (IP, or IP:PORT)".into(),
+        ));
+    }
+    for (flag, values) in [("--origin", &r.origin), ("--proxy", &r.proxy)] {
+        for v in values {
+            Address::from_str(v).map_err(|e| bad(flag, v, e.to_string()))?;
+        }
+    }
+    if let Some(s) = &r.source {
+        IpAddr::from_str(s).map_err(|e| bad("--source", s, e.to_string()))?;
+    }
+    let timeout = humantime::parse_duration(&r.timeout)
+        .map_err(|e| bad("--timeout", &r.timeout, e.to_string()))?;
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        return Err(bad(
+            "--timeout",
+            &r.timeout,
+            "expected more than 0 and at most 5m".into(),
+        ));
+    }
+    if !(1..=1000).contains(&r.count) {
+        return Err(bad(
+            "--count",
+            &r.count.to_string(),
+            "expected 1 to 1000".into(),
+        ));
+    }
+    // Everything is checked: let the config loader fill in the defaults,
+    // so diagnose probes exactly as the exporter would.
+    let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+    let mut yaml = format!(
+        "probe: {{interval: 5m, timeout: {}}}\nsites:\n  - name: diagnose\n    url: {}\n    origin: {}\n",
+        serde_json::to_string(&r.timeout).unwrap_or_default(),
+        serde_json::to_string(&r.url).unwrap_or_default(),
+        list(&r.origin)
+    );
+    if !r.proxy.is_empty() {
+        yaml.push_str(&format!("    proxy: {}\n", list(&r.proxy)));
+    }
+    if let Some(s) = &r.source {
+        yaml.push_str(&format!(
+            "    source_address: {}\n",
+            serde_json::to_string(s).unwrap_or_default()
+        ));
+    }
+    let mut config = Config::parse(yaml.as_bytes(), "command line")
+        .map_err(|e| DiagnoseError::Input(e.to_string()))?;
+    Ok(config.sites.remove(0))
+}

@@ -1,0 +1,397 @@
+//! The verdict for one round of a site (and, when given, what the origin
+//! agent saw): which of the three causes explains the failures, with the
+//! reason and the evidence. Each cause is recognised by what it changes on
+//! each path and what it leaves alone:
+//!
+//! - a blocked forwarding IP breaks only the proxy→origin hop: the proxy
+//!   answers with a gateway error while the origin answers us well;
+//! - an abnormal origin fails straight to it too (or answers too slowly for
+//!   the proxy), whatever the path;
+//! - a faulty network loses or delays packets on a path, which ICMP shows,
+//!   while both ends are fine.
+
+use serde::Serialize;
+
+use super::{proxy_failure, ProxyFailure};
+use crate::probe::{ErrorKind, Path};
+use crate::results::{SiteResult, TargetResult};
+
+/// Loss above this share of echoes on a path is a faulty link: with the
+/// default 10 echoes, two lost.
+pub const LOSS_THRESHOLD: f64 = 0.1;
+/// Round-trip standard deviation above this is jitter.
+pub const JITTER_THRESHOLD_SECONDS: f64 = 0.05;
+/// Usage above this share of capacity, held, is saturation.
+pub const SATURATION_THRESHOLD: f64 = 0.9;
+/// Established connections from outside the forwarding ranges above this,
+/// and above those from inside, mean the origin is reached around the proxy.
+pub const EXPOSED_CONNECTIONS: f64 = 50.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    ForwardingIpBlocked,
+    OriginAbnormal,
+    NetworkLinkage,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::ForwardingIpBlocked => "forwarding_ip_blocked",
+            Cause::OriginAbnormal => "origin_abnormal",
+            Cause::NetworkLinkage => "network_linkage",
+        }
+    }
+}
+
+/// One cause found, with why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub cause: Cause,
+    /// From the fixed vocabulary (`proxy_fails_origin_ok`, `origin_slow`, ...).
+    pub reason: &'static str,
+    /// Facts a person can check, one per line.
+    pub evidence: Vec<String>,
+}
+
+/// What the origin agent reported, as far as the verdict uses it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AgentEvidence {
+    pub cpu_usage_ratio: Option<f64>,
+    pub memory_usage_ratio: Option<f64>,
+    /// The highest interface usage ratio, and its interface.
+    pub network_usage: Option<(String, f64)>,
+    /// (process, up)
+    pub processes: Vec<(String, bool)>,
+    /// (port, listening)
+    pub web_ports: Vec<(u16, bool)>,
+    /// (range, verdict: allowed | blocked | rate_limited | unknown)
+    pub firewall: Vec<(String, String)>,
+    pub connections_forwarding: Option<f64>,
+    pub connections_other: Option<f64>,
+    /// Responses the web server gave the forwarding IPs, by status, since
+    /// the agent started.
+    pub forwarding_responses: Vec<(String, f64)>,
+}
+
+/// The whole verdict: the first finding is the cause of the failures; the
+/// others are further trouble seen at the same time. Empty: healthy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Verdict {
+    pub findings: Vec<Finding>,
+    /// A failure none of the three causes explains (e.g. the proxy itself
+    /// refuses us): said plainly rather than forced into a cause.
+    pub unexplained: Vec<String>,
+}
+
+impl Verdict {
+    pub fn healthy(&self) -> bool {
+        self.findings.is_empty() && self.unexplained.is_empty()
+    }
+}
+
+fn describe(t: &TargetResult) -> String {
+    let h = &t.http;
+    let what = match (h.status, h.error) {
+        (Some(s), None) => format!("HTTP {s}"),
+        (Some(s), Some(_)) => format!("HTTP {s} (not expected)"),
+        (None, Some(e)) => e.as_str().to_owned(),
+        (None, None) => "no answer".to_owned(),
+    };
+    format!(
+        "{} {}: {} in {:.3} s",
+        t.path,
+        t.address,
+        what,
+        h.duration.as_secs_f64()
+    )
+}
+
+fn loss(t: &TargetResult) -> Option<f64> {
+    t.icmp.map(|i| i.loss_ratio())
+}
+
+/// Judge one round; `agent` adds what the origin's agent saw.
+pub fn judge(round: &SiteResult, agent: Option<&AgentEvidence>) -> Verdict {
+    let mut v = Verdict::default();
+    let of = |p: Path| round.targets.iter().filter(move |t| t.path == p);
+    let proxies: Vec<&TargetResult> = of(Path::Proxy).collect();
+    let origins: Vec<&TargetResult> = of(Path::Origin).collect();
+    let proxy_ok = !proxies.is_empty() && proxies.iter().all(|t| t.http.success());
+    let failed_origins: Vec<&&TargetResult> =
+        origins.iter().filter(|t| !t.http.success()).collect();
+
+    if !proxy_ok {
+        if !failed_origins.is_empty() {
+            // The origin fails straight too: the origin explains the proxy.
+            for t in &failed_origins {
+                v.findings.push(origin_failure(t));
+            }
+        } else if round.forwarding_ip_blocked {
+            v.findings
+                .push(blocked_forwarding(&proxies, &origins, agent));
+        } else {
+            for p in &proxies {
+                explain_proxy_failure(p, &origins, &mut v);
+            }
+        }
+    } else if !failed_origins.is_empty() {
+        // The site works through the proxy; the origin does not answer us
+        // straight. Often on purpose: an origin that admits only the
+        // forwarding ranges. Worth saying, not a cause of a 502.
+        for t in &failed_origins {
+            v.unexplained.push(format!(
+                "{} (the site works through the proxy; an origin that admits only the forwarding ranges looks like this)",
+                describe(t)
+            ));
+        }
+    }
+
+    network(round, &mut v);
+    if let Some(a) = agent {
+        from_agent(a, &mut v);
+    }
+    dedup(&mut v);
+    v
+}
+
+/// Why the origin failed when probed straight.
+fn origin_failure(t: &TargetResult) -> Finding {
+    let h = &t.http;
+    let mut evidence = vec![describe(t)];
+    let loss = loss(t);
+    if let Some(l) = loss {
+        evidence.push(format!("ICMP loss to {}: {:.0}%", t.address, l * 100.0));
+    }
+    let reason = match h.error {
+        Some(ErrorKind::ConnectRefused) => {
+            evidence.push("the host answers but nothing accepts on the web port".into());
+            "web_service_down"
+        }
+        Some(ErrorKind::ConnectTimeout | ErrorKind::Unreachable) => "origin_unreachable",
+        Some(ErrorKind::Timeout) => "origin_slow",
+        Some(ErrorKind::HttpStatus) if h.status.is_some_and(|s| s >= 500) => "origin_http_errors",
+        // A 4xx, a broken TLS setup, a reset: the origin answers wrongly.
+        _ => "origin_http_errors",
+    };
+    Finding {
+        cause: Cause::OriginAbnormal,
+        reason,
+        evidence,
+    }
+}
+
+fn blocked_forwarding(
+    proxies: &[&TargetResult],
+    origins: &[&TargetResult],
+    agent: Option<&AgentEvidence>,
+) -> Finding {
+    let mut evidence: Vec<String> = proxies.iter().chain(origins).map(|t| describe(t)).collect();
+    evidence.push("through the proxy fails while straight to the origin works: the proxy→origin hop is refused".into());
+    let mut reason = "proxy_fails_origin_ok";
+    if proxies.iter().any(|t| t.http.status == Some(429)) {
+        reason = "forwarding_ip_rate_limited";
+    }
+    if let Some(a) = agent {
+        for (range, verdict) in &a.firewall {
+            match verdict.as_str() {
+                "blocked" => {
+                    reason = "firewall_blocks_forwarding_range";
+                    evidence.push(format!(
+                        "the origin's firewall blocks the forwarding range {range}"
+                    ));
+                }
+                "rate_limited" if reason != "firewall_blocks_forwarding_range" => {
+                    reason = "forwarding_ip_rate_limited";
+                    evidence.push(format!(
+                        "the origin's firewall rate-limits the forwarding range {range}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Finding {
+        cause: Cause::ForwardingIpBlocked,
+        reason,
+        evidence,
+    }
+}
+
+/// The proxy failed, the origin answered us, and the forwarding flag is
+/// off: slowness, or the proxy itself.
+fn explain_proxy_failure(p: &TargetResult, origins: &[&TargetResult], v: &mut Verdict) {
+    match proxy_failure(&p.http) {
+        Some(ProxyFailure::UpstreamTimeout) => {
+            let slowest = origins
+                .iter()
+                .map(|o| o.http.duration)
+                .max()
+                .unwrap_or_default();
+            let mut evidence = vec![describe(p)];
+            evidence.extend(origins.iter().map(|o| describe(o)));
+            evidence.push(format!(
+                "the origin took {:.3} s to answer us: the proxy gave up waiting for it",
+                slowest.as_secs_f64()
+            ));
+            v.findings.push(Finding {
+                cause: Cause::OriginAbnormal,
+                reason: "origin_slow",
+                evidence,
+            });
+        }
+        Some(ProxyFailure::ProxyUnreachable) => {
+            if loss(p).is_some_and(|l| l > LOSS_THRESHOLD) {
+                // network() reports the loss itself.
+                return;
+            }
+            v.unexplained.push(format!(
+                "{}: the proxy itself does not accept our connection (check the proxy address and the proxy service)",
+                describe(p)
+            ));
+        }
+        Some(_) => v.unexplained.push(format!(
+            "{}: the proxy answers with something no cause explains",
+            describe(p)
+        )),
+        None => {}
+    }
+}
+
+/// Loss and jitter on each path.
+fn network(round: &SiteResult, v: &mut Verdict) {
+    for t in &round.targets {
+        let Some(icmp) = t.icmp else { continue };
+        let l = icmp.loss_ratio();
+        // Total loss with a failed connection is an unreachable host, which
+        // the origin or proxy finding already says.
+        if l > LOSS_THRESHOLD && (l < 1.0 || t.http.success()) {
+            v.findings.push(Finding {
+                cause: Cause::NetworkLinkage,
+                reason: "packet_loss",
+                evidence: vec![format!(
+                    "ICMP to {} {} lost {} of {} echoes ({:.0}%)",
+                    t.path,
+                    t.address,
+                    icmp.sent - icmp.received,
+                    icmp.sent,
+                    l * 100.0
+                )],
+            });
+        }
+        if let Some(rtt) = icmp.rtt {
+            let jitter = rtt.stddev.as_secs_f64();
+            if jitter > JITTER_THRESHOLD_SECONDS {
+                v.findings.push(Finding {
+                    cause: Cause::NetworkLinkage,
+                    reason: "jitter",
+                    evidence: vec![format!(
+                        "ICMP to {} {}: round trip {:.1} ms on average, {:.1} ms standard deviation",
+                        t.path,
+                        t.address,
+                        rtt.avg.as_secs_f64() * 1000.0,
+                        jitter * 1000.0
+                    )],
+                });
+            }
+        }
+    }
+}
+
+/// What the origin's agent adds: trouble on the origin host.
+fn from_agent(a: &AgentEvidence, v: &mut Verdict) {
+    let mut origin = |reason: &'static str, line: String| {
+        v.findings.push(Finding {
+            cause: Cause::OriginAbnormal,
+            reason,
+            evidence: vec![line],
+        })
+    };
+    if let Some(c) = a.cpu_usage_ratio.filter(|c| *c > SATURATION_THRESHOLD) {
+        origin(
+            "cpu_saturated",
+            format!("origin CPU {:.0}% busy", c * 100.0),
+        );
+    }
+    if let Some(m) = a.memory_usage_ratio.filter(|m| *m > SATURATION_THRESHOLD) {
+        origin(
+            "memory_saturated",
+            format!("origin memory {:.0}% used", m * 100.0),
+        );
+    }
+    if let Some((iface, u)) = a
+        .network_usage
+        .as_ref()
+        .filter(|(_, u)| *u > SATURATION_THRESHOLD)
+    {
+        origin(
+            "bandwidth_saturated",
+            format!(
+                "origin interface {iface} at {:.0}% of its capacity",
+                u * 100.0
+            ),
+        );
+    }
+    for (name, up) in &a.processes {
+        if !up {
+            origin(
+                "web_service_down",
+                format!("no {name} process runs on the origin"),
+            );
+        }
+    }
+    for (port, listening) in &a.web_ports {
+        if !listening {
+            origin(
+                "web_service_down",
+                format!("nothing listens on the origin's port {port}"),
+            );
+        }
+    }
+    if let (Some(other), forwarding) =
+        (a.connections_other, a.connections_forwarding.unwrap_or(0.0))
+    {
+        if other > EXPOSED_CONNECTIONS && other > forwarding {
+            origin(
+                "origin_exposed",
+                format!("{other:.0} connections to the web ports come from outside the forwarding ranges ({forwarding:.0} from inside): the origin address is known and reached around the proxy"),
+            );
+        }
+    }
+    for (range, verdict) in &a.firewall {
+        let reason = match verdict.as_str() {
+            "blocked" => "firewall_blocks_forwarding_range",
+            "rate_limited" => "forwarding_ip_rate_limited",
+            _ => continue,
+        };
+        v.findings.push(Finding {
+            cause: Cause::ForwardingIpBlocked,
+            reason,
+            evidence: vec![format!(
+                "the origin's firewall: forwarding range {range} is {verdict}"
+            )],
+        });
+    }
+}
+
+/// One finding per (cause, reason), evidence merged, order kept.
+fn dedup(v: &mut Verdict) {
+    let mut out: Vec<Finding> = Vec::new();
+    for f in v.findings.drain(..) {
+        match out
+            .iter_mut()
+            .find(|o| o.cause == f.cause && o.reason == f.reason)
+        {
+            Some(o) => {
+                for e in f.evidence {
+                    if !o.evidence.contains(&e) {
+                        o.evidence.push(e);
+                    }
+                }
+            }
+            None => out.push(f),
+        }
+    }
+    v.findings = out;
+}

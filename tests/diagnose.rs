@@ -1,0 +1,240 @@
+//! `diagnose` from the vantage host against real faults: the verdict, the
+//! exit code and the JSON fields.
+
+mod common;
+
+use std::time::Duration;
+
+use common::origin::OriginServer;
+use common::{Lab, ORIGIN_IP, PROXY_IP};
+use serde_json::Value;
+
+const URL: &str = "http://www.example.com/healthz";
+
+fn lab(with_origin: bool) -> (Lab, Option<OriginServer>) {
+    let mut lab = Lab::new();
+    let origin = with_origin.then(|| {
+        OriginServer::start(
+            Some(&lab.origin.name),
+            format!("{ORIGIN_IP}:80").parse().unwrap(),
+        )
+    });
+    lab.start_proxy_nginx("1s");
+    (lab, origin)
+}
+
+/// Run diagnose on the vantage host; (exit code, stdout, stderr).
+fn diagnose(lab: &Lab, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_badgateway-exporter"),
+        "diagnose",
+        URL,
+        "--origin",
+        ORIGIN_IP,
+        "--proxy",
+        PROXY_IP,
+    ];
+    // Defaults for the tests, unless the test sets its own.
+    for (flag, value) in [("--timeout", "3s"), ("--count", "5")] {
+        if !extra.contains(&flag) {
+            args.extend_from_slice(&[flag, value]);
+        }
+    }
+    args.extend_from_slice(extra);
+    let out = lab.vantage.output(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(lab: &Lab, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["--output", "json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = diagnose(lab, &args);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, v)
+}
+
+#[test]
+fn healthy_site() {
+    let (lab, _origin) = lab(true);
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["healthy"], true);
+    assert_eq!(v["cause"], Value::Null);
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(targets[0]["path"], "proxy");
+    assert_eq!(targets[0]["status"], 200);
+    assert_eq!(targets[1]["path"], "origin");
+    assert_eq!(targets[1]["icmp"]["loss_ratio"], 0.0);
+    assert!(targets[1]["phases"]["connect"].as_f64().unwrap() > 0.0);
+    let (code, text, _) = diagnose(&lab, &[]);
+    assert_eq!(code, 0);
+    assert!(text.contains("VERDICT  healthy"), "{text}");
+}
+
+#[test]
+fn forwarding_ip_blocked_names_the_cause_and_the_fix() {
+    let (lab, _origin) = lab(true);
+    lab.origin.exec(&[
+        "iptables", "-A", "INPUT", "-s", PROXY_IP, "-p", "tcp", "--dport", "80", "-j", "DROP",
+    ]);
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "forwarding_ip_blocked");
+    assert_eq!(v["reason"], "proxy_fails_origin_ok");
+    assert_eq!(v["forwarding_ip_blocked"], true);
+    assert_eq!(v["targets"][0]["status"], 504);
+    assert_eq!(v["targets"][1]["status"], 200);
+    let steps = v["findings"][0]["next_steps"].as_array().unwrap();
+    assert!(steps
+        .iter()
+        .any(|s| s.as_str().unwrap().contains("iptables -I INPUT")));
+    let (code, text, _) = diagnose(&lab, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("VERDICT  forwarding_ip_blocked / proxy_fails_origin_ok"),
+        "{text}"
+    );
+    assert!(text.contains("NEXT STEPS"), "{text}");
+    assert!(
+        text.contains(&format!("--resolve www.example.com:80:{ORIGIN_IP}")),
+        "{text}"
+    );
+    // Piped: no colour codes.
+    assert!(!text.contains('\x1b'), "{text}");
+}
+
+#[test]
+fn origin_web_server_down() {
+    let (lab, _none) = lab(false);
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "origin_abnormal");
+    assert_eq!(v["reason"], "web_service_down");
+    assert_eq!(v["forwarding_ip_blocked"], false);
+    assert_eq!(v["targets"][1]["error"], "connect_refused");
+}
+
+#[test]
+fn origin_unreachable() {
+    let (lab, _origin) = lab(true);
+    // The origin's link goes down.
+    lab.origin.exec(&["ip", "link", "set", "eth0", "down"]);
+    let (code, v) = json(&lab, &["--timeout", "1s"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "origin_abnormal");
+    assert_eq!(v["reason"], "origin_unreachable");
+    assert_eq!(v["targets"][1]["icmp"]["loss_ratio"], 1.0);
+}
+
+#[test]
+fn origin_slower_than_the_proxy_waits() {
+    let (lab, origin) = lab(true);
+    let origin = origin.unwrap();
+    origin.set(200, Duration::from_millis(1500));
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "origin_abnormal");
+    assert_eq!(v["reason"], "origin_slow");
+    assert_eq!(v["forwarding_ip_blocked"], false);
+}
+
+#[test]
+fn packet_loss_on_the_path() {
+    let (lab, _origin) = lab(true);
+    lab.router.exec(&[
+        "iptables",
+        "-A",
+        "FORWARD",
+        "-p",
+        "icmp",
+        "--icmp-type",
+        "echo-request",
+        "-d",
+        ORIGIN_IP,
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.5",
+        "-j",
+        "DROP",
+    ]);
+    let (code, v) = json(&lab, &["--count", "40"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "network_linkage");
+    assert_eq!(v["reason"], "packet_loss");
+    let loss = v["targets"][1]["icmp"]["loss_ratio"].as_f64().unwrap();
+    assert!((0.2..0.8).contains(&loss), "{loss}");
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    let bin = env!("CARGO_BIN_EXE_badgateway-exporter");
+    for (args, needle) in [
+        (
+            vec!["diagnose", "not a url", "--origin", "203.0.113.5"],
+            "invalid URL",
+        ),
+        (
+            vec!["diagnose", "ftp://x.example/", "--origin", "203.0.113.5"],
+            "invalid URL",
+        ),
+        (
+            vec!["diagnose", URL, "--origin", "203.0.113.999"],
+            "invalid --origin",
+        ),
+        (
+            vec![
+                "diagnose",
+                URL,
+                "--origin",
+                "203.0.113.5",
+                "--proxy",
+                "nope",
+            ],
+            "invalid --proxy",
+        ),
+        (
+            vec![
+                "diagnose",
+                URL,
+                "--origin",
+                "203.0.113.5",
+                "--timeout",
+                "soon",
+            ],
+            "invalid --timeout",
+        ),
+        (
+            vec!["diagnose", URL, "--origin", "203.0.113.5", "--count", "0"],
+            "invalid --count",
+        ),
+        (vec!["diagnose", URL], "--origin"),
+        (
+            vec![
+                "diagnose",
+                URL,
+                "--origin",
+                "203.0.113.5",
+                "--output",
+                "xml",
+            ],
+            "xml",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
