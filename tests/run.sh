@@ -13,6 +13,7 @@ fi
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v promtool >/dev/null || need+=(prometheus)
+{ command -v amtool && { command -v prometheus-alertmanager || command -v alertmanager; }; } >/dev/null || need+=(prometheus-alertmanager)
 command -v iptables >/dev/null || need+=(iptables)
 command -v nft >/dev/null || need+=(nftables)
 command -v ip >/dev/null || need+=(iproute2)
