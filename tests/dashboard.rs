@@ -663,7 +663,7 @@ fn one_row_per_cause_linking_its_runbook_sections() {
             }
         }
         for reason in reasons {
-            let anchor = format!("docs/runbook.md#{reason}");
+            let anchor = format!("runbook.md#{reason}");
             assert!(
                 text.contains(&anchor),
                 "row {:?} does not link {anchor}",
@@ -686,7 +686,7 @@ fn verdict_row_panels() {
         panels.iter().any(|p| p["type"] == "text"
             && p["options"]["content"]
                 .as_str()
-                .is_some_and(|c| c.contains("docs/runbook.md"))),
+                .is_some_and(|c| c.contains("runbook.md#"))),
         "a text panel linking the runbook"
     );
     let rows = rows(&d);
