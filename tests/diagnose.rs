@@ -238,3 +238,67 @@ fn bad_input_is_a_usage_error() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// With `--agent`, the origin agent's firewall verdict names the reason,
+/// and its forwarding range fills the allowlist commands.
+#[test]
+fn agent_evidence_names_the_firewall_and_fills_the_range() {
+    let (lab, _origin) = lab(true);
+    lab.origin.exec(&[
+        "iptables", "-A", "INPUT", "-s", PROXY_IP, "-p", "tcp", "--dport", "80", "-j", "DROP",
+    ]);
+    let config = lab.dir.path().join("agent.yml");
+    std::fs::write(
+        &config,
+        "agent:\n  sites: [shop]\n  forwarding_ranges: [198.51.100.0/24]\n  web_ports: [80]\n  firewall: iptables\n",
+    )
+    .unwrap();
+    let _agent = lab.origin.spawn(
+        &[
+            env!("CARGO_BIN_EXE_badgateway-exporter"),
+            "--config",
+            &config.to_string_lossy(),
+            "--web.listen-address",
+            &format!("{ORIGIN_IP}:9502"),
+        ],
+        &lab.dir.path().join("agent.log"),
+    );
+    let agent_url = format!("http://{ORIGIN_IP}:9502/metrics");
+    lab.origin
+        .wait_listening(format!("{ORIGIN_IP}:9502").parse().unwrap());
+    // The firewall is evaluated in the background: wait for its verdict.
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = lab
+            .vantage
+            .http_get(format!("{ORIGIN_IP}:9502").parse().unwrap(), "/metrics")
+            .unwrap_or_default();
+        if body.contains("badgateway_firewall_verdict{") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no firewall verdict:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, v) = json(&lab, &["--agent", &agent_url]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "forwarding_ip_blocked");
+    assert_eq!(v["reason"], "firewall_blocks_forwarding_range");
+    assert_eq!(v["agent"]["firewall"][0][1], "blocked", "{v:#}");
+    let steps = v["findings"][0]["next_steps"].to_string();
+    assert!(
+        steps.contains("iptables -I INPUT -s 198.51.100.0/24"),
+        "{steps}"
+    );
+
+    // An agent that cannot be read is reported, and the verdict still comes.
+    let (code, v) = json(&lab, &["--agent", "http://203.0.113.5:9/metrics"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["reason"], "proxy_fails_origin_ok");
+    assert!(
+        v["agent_error"].as_str().unwrap().contains("203.0.113.5:9"),
+        "{v:#}"
+    );
+}

@@ -55,8 +55,7 @@ const VOCABULARY: &[(&str, &[&str])] = &[
     ),
 ];
 
-const RUNBOOK_BASE: &str =
-    "https://runbooks.example.com/badgateway-exporter/runbook.md#";
+const RUNBOOK_BASE: &str = "https://runbooks.example.com/badgateway-exporter/runbook.md#";
 
 const ALERTMANAGER_CONFIG: &str = "deploy/alertmanager.yml";
 
@@ -307,7 +306,7 @@ fn every_alert_is_complete() {
             errors.push(format!("{n}: defined twice"));
         }
         for l in ["cause", "reason", "severity"] {
-            if a.labels.get(l).map_or(true, |v| v.is_empty()) {
+            if a.labels.get(l).is_none_or(|v| v.is_empty()) {
                 errors.push(format!("{n}: no `{l}` label"));
             }
         }
@@ -317,7 +316,7 @@ fn every_alert_is_complete() {
             }
         }
         for k in ["summary", "description", "runbook_url"] {
-            if a.annotations.get(k).map_or(true, |v| v.trim().is_empty()) {
+            if a.annotations.get(k).is_none_or(|v| v.trim().is_empty()) {
                 errors.push(format!("{n}: no `{k}` annotation"));
             }
         }

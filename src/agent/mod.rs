@@ -4,8 +4,10 @@
 //! `badgateway_collector_success` and its duration, so a broken one never
 //! breaks the scrape or the others.
 
+pub mod access_log;
 pub mod connections;
 pub mod exposition;
+pub mod firewall;
 pub mod processes;
 mod procfs;
 pub mod saturation;
@@ -15,7 +17,7 @@ use std::time::Instant;
 
 use prometheus::proto::MetricFamily;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, FirewallMode};
 use exposition::Family;
 
 /// Where the agent meets the operating system. Every boundary can be
@@ -116,6 +118,15 @@ impl Agent {
                 os.procfs.clone(),
                 &config.forwarding_ranges,
                 &config.web_ports,
+            )));
+        }
+        if enabled("firewall") && config.firewall != FirewallMode::Off {
+            collectors.push(Box::new(firewall::FirewallCollector::start(config, os)));
+        }
+        if let (Some(log), true) = (&config.access_log, enabled("access_log")) {
+            collectors.push(Box::new(access_log::AccessLogCollector::start(
+                log,
+                &config.forwarding_ranges,
             )));
         }
         if config.forwarding_ranges.is_empty() {

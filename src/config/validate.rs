@@ -424,7 +424,7 @@ impl Validator<'_> {
         }
         // http(s) URLs always parse with a host, but an empty one would make
         // every probe fail, so keep the check explicit.
-        if url.host_str().map_or(true, str::is_empty) {
+        if url.host_str().is_none_or(str::is_empty) {
             self.error(&path, format!("URL {} has no host", quote(&text)));
             return None;
         }

@@ -129,7 +129,10 @@ impl Report<'_> {
             );
         }
         for u in &v.unexplained {
-            let _ = writeln!(out, "  note   {u}");
+            let _ = writeln!(out, "  failing {u}");
+        }
+        for n in &v.notes {
+            let _ = writeln!(out, "  note   {n}");
         }
 
         let _ = writeln!(out, "\nEVIDENCE");
@@ -209,6 +212,7 @@ impl Report<'_> {
             "reason": first.map(|f| f.reason),
             "findings": findings,
             "unexplained": v.unexplained,
+            "notes": v.notes,
             "forwarding_ip_blocked": self.round.forwarding_ip_blocked,
             "targets": self.round.targets.iter().map(target_json).collect::<Vec<_>>(),
             "icmp_available": self.icmp_available,

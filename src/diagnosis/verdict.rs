@@ -83,6 +83,8 @@ pub struct Verdict {
     /// A failure none of the three causes explains (e.g. the proxy itself
     /// refuses us): said plainly rather than forced into a cause.
     pub unexplained: Vec<String>,
+    /// Things worth knowing that are not failures of the site.
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -141,7 +143,7 @@ pub fn judge(round: &SiteResult, agent: Option<&AgentEvidence>) -> Verdict {
         // straight. Often on purpose: an origin that admits only the
         // forwarding ranges. Worth saying, not a cause of a 502.
         for t in &failed_origins {
-            v.unexplained.push(format!(
+            v.notes.push(format!(
                 "{} (the site works through the proxy; an origin that admits only the forwarding ranges looks like this)",
                 describe(t)
             ));
@@ -394,4 +396,213 @@ fn dedup(v: &mut Verdict) {
         }
     }
     v.findings = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::probe::{HttpOutcome, IcmpOutcome, Phases, RttStats};
+
+    fn target(path: Path, status: Option<u16>, error: Option<ErrorKind>, ms: u64) -> TargetResult {
+        TargetResult {
+            path,
+            address: match path {
+                Path::Proxy => "198.51.100.10".into(),
+                Path::Origin => "203.0.113.5".into(),
+            },
+            http: HttpOutcome {
+                resolved: None,
+                status,
+                phases: Phases::default(),
+                duration: Duration::from_millis(ms),
+                error,
+                detail: None,
+            },
+            icmp: Some(IcmpOutcome {
+                sent: 10,
+                received: 10,
+                rtt: RttStats::from_samples(&[Duration::from_millis(1); 10]),
+            }),
+        }
+    }
+    fn ok(path: Path, ms: u64) -> TargetResult {
+        target(path, Some(200), None, ms)
+    }
+    fn status(path: Path, code: u16, ms: u64) -> TargetResult {
+        target(path, Some(code), Some(ErrorKind::HttpStatus), ms)
+    }
+    fn failed(path: Path, kind: ErrorKind, ms: u64) -> TargetResult {
+        target(path, None, Some(kind), ms)
+    }
+    fn round(targets: Vec<TargetResult>) -> SiteResult {
+        let http = |p: Path| -> Vec<HttpOutcome> {
+            targets
+                .iter()
+                .filter(|t| t.path == p)
+                .map(|t| t.http.clone())
+                .collect()
+        };
+        SiteResult {
+            forwarding_ip_blocked: super::super::forwarding_ip_blocked(
+                &http(Path::Proxy),
+                &http(Path::Origin),
+            ),
+            targets,
+            finished: SystemTime::now(),
+        }
+    }
+    fn first(v: &Verdict) -> (Cause, &'static str) {
+        let f = v.findings.first().expect("a finding");
+        (f.cause, f.reason)
+    }
+
+    #[test]
+    fn healthy_round() {
+        let v = judge(&round(vec![ok(Path::Proxy, 5), ok(Path::Origin, 3)]), None);
+        assert!(v.healthy(), "{v:?}");
+    }
+
+    #[test]
+    fn forwarding_blocked_and_its_reasons() {
+        let r = round(vec![status(Path::Proxy, 502, 5), ok(Path::Origin, 3)]);
+        assert_eq!(
+            first(&judge(&r, None)),
+            (Cause::ForwardingIpBlocked, "proxy_fails_origin_ok")
+        );
+        let r = round(vec![status(Path::Proxy, 429, 5), ok(Path::Origin, 3)]);
+        assert_eq!(
+            first(&judge(&r, None)),
+            (Cause::ForwardingIpBlocked, "forwarding_ip_rate_limited")
+        );
+        let agent = AgentEvidence {
+            firewall: vec![("198.51.100.0/24".into(), "blocked".into())],
+            ..Default::default()
+        };
+        let r = round(vec![status(Path::Proxy, 504, 2000), ok(Path::Origin, 3)]);
+        assert_eq!(
+            first(&judge(&r, Some(&agent))),
+            (
+                Cause::ForwardingIpBlocked,
+                "firewall_blocks_forwarding_range"
+            )
+        );
+    }
+
+    #[test]
+    fn origin_failures_by_kind() {
+        for (origin, reason) in [
+            (
+                failed(Path::Origin, ErrorKind::ConnectRefused, 1),
+                "web_service_down",
+            ),
+            (
+                failed(Path::Origin, ErrorKind::ConnectTimeout, 5000),
+                "origin_unreachable",
+            ),
+            (
+                failed(Path::Origin, ErrorKind::Unreachable, 3),
+                "origin_unreachable",
+            ),
+            (
+                failed(Path::Origin, ErrorKind::Timeout, 5000),
+                "origin_slow",
+            ),
+            (status(Path::Origin, 503, 4), "origin_http_errors"),
+        ] {
+            let r = round(vec![status(Path::Proxy, 502, 5), origin]);
+            assert_eq!(first(&judge(&r, None)), (Cause::OriginAbnormal, reason));
+            // Never also a blocked forwarding IP.
+            assert!(judge(&r, None)
+                .findings
+                .iter()
+                .all(|f| f.cause != Cause::ForwardingIpBlocked));
+        }
+    }
+
+    #[test]
+    fn a_slow_origin_explains_a_proxy_timeout() {
+        let r = round(vec![status(Path::Proxy, 504, 1000), ok(Path::Origin, 1400)]);
+        assert!(!r.forwarding_ip_blocked);
+        assert_eq!(
+            first(&judge(&r, None)),
+            (Cause::OriginAbnormal, "origin_slow")
+        );
+    }
+
+    #[test]
+    fn an_origin_closed_to_us_behind_a_working_proxy_is_healthy() {
+        let r = round(vec![
+            ok(Path::Proxy, 5),
+            failed(Path::Origin, ErrorKind::ConnectTimeout, 5000),
+        ]);
+        let v = judge(&r, None);
+        assert!(v.healthy(), "{v:?}");
+        assert_eq!(v.notes.len(), 1);
+    }
+
+    #[test]
+    fn loss_and_jitter() {
+        let mut lossy = ok(Path::Proxy, 5);
+        lossy.icmp = Some(IcmpOutcome {
+            sent: 10,
+            received: 7,
+            rtt: None,
+        });
+        let v = judge(&round(vec![lossy.clone(), ok(Path::Origin, 3)]), None);
+        assert_eq!(first(&v), (Cause::NetworkLinkage, "packet_loss"));
+        // One lost echo of ten is not over the threshold.
+        lossy.icmp = Some(IcmpOutcome {
+            sent: 10,
+            received: 9,
+            rtt: None,
+        });
+        assert!(judge(&round(vec![lossy, ok(Path::Origin, 3)]), None).healthy());
+
+        let mut jittery = ok(Path::Origin, 3);
+        let samples: Vec<Duration> = (0..10)
+            .map(|i| Duration::from_millis(if i % 2 == 0 { 10 } else { 200 }))
+            .collect();
+        jittery.icmp = Some(IcmpOutcome {
+            sent: 10,
+            received: 10,
+            rtt: RttStats::from_samples(&samples),
+        });
+        let v = judge(&round(vec![ok(Path::Proxy, 5), jittery]), None);
+        assert_eq!(first(&v), (Cause::NetworkLinkage, "jitter"));
+    }
+
+    #[test]
+    fn an_unreachable_origin_is_not_also_packet_loss() {
+        let mut down = failed(Path::Origin, ErrorKind::ConnectTimeout, 5000);
+        down.icmp = Some(IcmpOutcome {
+            sent: 10,
+            received: 0,
+            rtt: None,
+        });
+        let v = judge(&round(vec![status(Path::Proxy, 502, 5), down]), None);
+        assert_eq!(v.findings.len(), 1, "{v:?}");
+        assert_eq!(first(&v), (Cause::OriginAbnormal, "origin_unreachable"));
+    }
+
+    #[test]
+    fn agent_evidence_adds_origin_trouble() {
+        let agent = AgentEvidence {
+            cpu_usage_ratio: Some(0.97),
+            processes: vec![("nginx".into(), false)],
+            connections_forwarding: Some(5.0),
+            connections_other: Some(400.0),
+            ..Default::default()
+        };
+        let v = judge(
+            &round(vec![ok(Path::Proxy, 5), ok(Path::Origin, 3)]),
+            Some(&agent),
+        );
+        let reasons: Vec<&str> = v.findings.iter().map(|f| f.reason).collect();
+        assert_eq!(
+            reasons,
+            ["cpu_saturated", "web_service_down", "origin_exposed"]
+        );
+    }
 }

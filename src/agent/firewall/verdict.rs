@@ -1,0 +1,429 @@
+//! Runs a [`Program`] for one packet as the kernel would, and folds the
+//! results over the addresses of a forwarding range and the web ports.
+//!
+//! A condition we cannot decide forks the walk: both sides are followed,
+//! and the packet's verdict is known only when they agree. Rate limits fork
+//! too, but their two sides are "normal traffic" and "above the rate",
+//! which is exactly what `rate_limited` reports.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::model::{addr_bits, bits_addr, Action, Family, Match, Program};
+
+/// The answer for a packet, a port or a range. The order is the precedence
+/// used to combine them (the greatest wins):
+///
+/// - `Blocked` first: a rule that certainly drops part of the range (one
+///   banned forwarding IP, one port) is a cause of 502s, whatever the
+///   uncertainty elsewhere.
+/// - `RateLimited` next: certain, but bites only under load.
+/// - `Unknown` before `Allowed`: a range is `allowed` only when every
+///   address and port of it certainly passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    Allowed,
+    Unknown,
+    RateLimited,
+    Blocked,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Blocked => "blocked",
+            Verdict::RateLimited => "rate_limited",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Work allowed for one packet, in rules visited over all forks: enough
+/// for tens of thousands of rules, and a bound when undecidable rules
+/// multiply the forks.
+const MAX_STEPS: usize = 200_000;
+/// Nested jumps; the kernel allows fewer.
+const MAX_DEPTH: usize = 64;
+/// Work allowed for one range over all its regions and ports; past it the
+/// regions left are `unknown` (unless one is already `blocked`).
+const RANGE_STEPS: usize = 50_000_000;
+/// Regions of one range evaluated apart (one per distinct address block
+/// that rules mention inside it); beyond this the range is `unknown`.
+pub const MAX_REGIONS: usize = 16_384;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Accept,
+    Drop,
+    Undecided,
+}
+
+/// How a path got where it is: through an undecidable fork, through the
+/// "above the rate" side of a rate limit.
+#[derive(Clone, Copy, Debug, Default)]
+struct Flags {
+    unknown: bool,
+    over: bool,
+}
+
+/// A paused walk: which base chain, where in which chain, the call stack.
+#[derive(Clone, Debug)]
+struct State {
+    base: usize,
+    chain: usize,
+    rule: usize,
+    stack: Vec<(usize, usize)>,
+    flags: Flags,
+}
+
+/// The verdict of `program` for a new TCP connection from `addr` to
+/// `port`.
+pub fn packet_verdict(program: &Program, addr: IpAddr, port: u16) -> Verdict {
+    let mut budget = MAX_STEPS;
+    classify(&walk(program, addr, port, &mut budget))
+}
+
+/// The walk's end points; `budget` is the steps left, shared by the
+/// packets of a range.
+fn walk(program: &Program, addr: IpAddr, port: u16, budget: &mut usize) -> Vec<(Fate, Flags)> {
+    let family = Family::of(addr);
+    let mut leaves = Vec::new();
+    let mut steps = 0usize;
+    let mut pending = Vec::new();
+    if let Some(first) = start(program, 0, family, Flags::default()) {
+        pending.push(first);
+    } else {
+        return vec![(Fate::Accept, Flags::default())];
+    }
+    while let Some(mut st) = pending.pop() {
+        let Some(base) = program.bases.get(st.base) else {
+            leaves.push((Fate::Undecided, st.flags));
+            continue;
+        };
+        let fate = loop {
+            steps += 1;
+            if steps > MAX_STEPS || *budget == 0 {
+                break Fate::Undecided;
+            }
+            *budget -= 1;
+            let Some(chain) = program.chains.get(st.chain) else {
+                break Fate::Undecided;
+            };
+            let Some(rule) = chain.rules.get(st.rule) else {
+                // The end of a chain: back to the caller, or the policy.
+                match st.stack.pop() {
+                    Some((c, r)) => {
+                        (st.chain, st.rule) = (c, r);
+                        continue;
+                    }
+                    None => break policy_fate(base.policy),
+                }
+            };
+            st.rule += 1;
+            if rule.action == Action::Continue {
+                continue;
+            }
+            match rule.cond.eval(addr, port) {
+                Match::No => continue,
+                Match::Yes => {}
+                Match::Maybe { unknown, over } => {
+                    let mut miss = st.clone();
+                    miss.flags.unknown |= unknown;
+                    miss.flags.over |= over == Some(false);
+                    pending.push(miss);
+                    st.flags.unknown |= unknown;
+                    st.flags.over |= over == Some(true);
+                }
+            }
+            match rule.action {
+                Action::Continue => {}
+                Action::Accept => break Fate::Accept,
+                Action::Drop => break Fate::Drop,
+                Action::Undecided => break Fate::Undecided,
+                Action::Return => match st.stack.pop() {
+                    Some((c, r)) => (st.chain, st.rule) = (c, r),
+                    None => break policy_fate(base.policy),
+                },
+                Action::Jump(target) => {
+                    if st.stack.len() >= MAX_DEPTH {
+                        break Fate::Undecided;
+                    }
+                    st.stack.push((st.chain, st.rule));
+                    (st.chain, st.rule) = (target, 0);
+                }
+                Action::Goto(target) => (st.chain, st.rule) = (target, 0),
+            }
+        };
+        if fate == Fate::Accept {
+            // Accepted by this base chain: the next one on the hook runs.
+            match start(program, st.base + 1, family, st.flags) {
+                Some(next) => pending.push(next),
+                None => leaves.push((Fate::Accept, st.flags)),
+            }
+        } else {
+            leaves.push((fate, st.flags));
+        }
+    }
+    leaves
+}
+
+/// The walk's state at the first base chain from `from` on that sees the
+/// packet's family; `None` when there is none left (the packet passes).
+fn start(program: &Program, from: usize, family: Family, flags: Flags) -> Option<State> {
+    let (i, base) = program
+        .bases
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, b)| b.sees(family))?;
+    Some(State {
+        base: i,
+        chain: base.chain,
+        rule: 0,
+        stack: Vec::new(),
+        flags,
+    })
+}
+
+fn policy_fate(policy: Action) -> Fate {
+    match policy {
+        Action::Accept => Fate::Accept,
+        Action::Drop => Fate::Drop,
+        _ => Fate::Undecided,
+    }
+}
+
+/// Normal traffic takes the "below the rate" side of every rate limit:
+/// those paths say whether the packet passes at all. The paths above some
+/// rate say whether it is rate-limited.
+fn classify(leaves: &[(Fate, Flags)]) -> Verdict {
+    let normal: Vec<&(Fate, Flags)> = leaves.iter().filter(|(_, f)| !f.over).collect();
+    if normal.is_empty() || normal.iter().any(|(fate, _)| *fate == Fate::Undecided) {
+        return Verdict::Unknown;
+    }
+    if normal.iter().all(|(fate, _)| *fate == Fate::Drop) {
+        return Verdict::Blocked;
+    }
+    if normal.iter().any(|(fate, _)| *fate != Fate::Accept) {
+        return Verdict::Unknown;
+    }
+    let over = leaves.iter().filter(|(_, f)| f.over);
+    let mut verdict = Verdict::Allowed;
+    for (fate, flags) in over {
+        match fate {
+            Fate::Drop if !flags.unknown => return Verdict::RateLimited,
+            Fate::Accept => {}
+            _ => verdict = Verdict::Unknown,
+        }
+    }
+    verdict
+}
+
+/// The verdict for a forwarding range and each web port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeVerdict {
+    pub range: IpNet,
+    pub verdict: Verdict,
+    /// In the order of the configured ports.
+    pub ports: Vec<(u16, Verdict)>,
+}
+
+/// Evaluates every region of `range` on every port with every program and
+/// combines by precedence. A region is a block of addresses that no rule
+/// tells apart; its first address stands for it.
+pub fn judge_range(programs: &[&Program], range: IpNet, ports: &[u16]) -> RangeVerdict {
+    let range = range.trunc();
+    let family = Family::of(range.network());
+    let (lo, hi) = (addr_bits(range.network()), addr_bits(range.broadcast()));
+    let mut starts = vec![lo];
+    for p in programs {
+        for (a, b) in p.source_intervals(family) {
+            if a > lo && a <= hi {
+                starts.push(a);
+            }
+            if b >= lo && b < hi {
+                starts.push(b + 1);
+            }
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut port_verdicts: Vec<(u16, Verdict)> =
+        ports.iter().map(|&p| (p, Verdict::Allowed)).collect();
+    if starts.len() > MAX_REGIONS {
+        for pv in &mut port_verdicts {
+            pv.1 = Verdict::Unknown;
+        }
+    }
+    let mut budget = RANGE_STEPS;
+    'regions: for bits in starts.iter().take(MAX_REGIONS) {
+        let Some(addr) = bits_addr(family, *bits) else {
+            continue;
+        };
+        for (port, verdict) in &mut port_verdicts {
+            for p in programs {
+                let leaves = walk(p, addr, *port, &mut budget);
+                *verdict = (*verdict).max(classify(&leaves));
+            }
+        }
+        // Blocked everywhere: nothing further can change the answer.
+        if port_verdicts.iter().all(|(_, v)| *v == Verdict::Blocked) {
+            break 'regions;
+        }
+    }
+    let verdict = port_verdicts
+        .iter()
+        .map(|(_, v)| *v)
+        .max()
+        .unwrap_or(Verdict::Allowed);
+    RangeVerdict {
+        range,
+        verdict,
+        ports: port_verdicts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::firewall::model::{AddrSet, Base, Chain, Cond, PortSet, Rule};
+
+    fn program(rules: Vec<Rule>, policy: Action) -> Program {
+        Program {
+            chains: vec![Chain {
+                name: "INPUT".into(),
+                rules,
+            }],
+            bases: vec![Base {
+                chain: 0,
+                v4: true,
+                v6: true,
+                policy,
+            }],
+        }
+    }
+
+    fn src(net: &str) -> Cond {
+        Cond::Src(AddrSet::from_net(net.parse().unwrap()))
+    }
+
+    fn judge(p: &Program, range: &str) -> Verdict {
+        judge_range(&[p], range.parse().unwrap(), &[80, 443]).verdict
+    }
+
+    #[test]
+    fn a_banned_address_inside_the_range_blocks_it() {
+        let p = program(
+            vec![Rule {
+                cond: src("198.51.100.7/32"),
+                action: Action::Drop,
+            }],
+            Action::Accept,
+        );
+        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Blocked);
+        assert_eq!(judge(&p, "203.0.113.0/24"), Verdict::Allowed);
+    }
+
+    #[test]
+    fn unknown_matters_only_when_the_outcome_differs() {
+        let p = program(
+            vec![Rule {
+                cond: Cond::UNKNOWN,
+                action: Action::Accept,
+            }],
+            Action::Accept,
+        );
+        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Allowed);
+        let p = program(
+            vec![Rule {
+                cond: Cond::UNKNOWN,
+                action: Action::Accept,
+            }],
+            Action::Drop,
+        );
+        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Unknown);
+    }
+
+    #[test]
+    fn rate_limits_either_way_round() {
+        // -m limit --limit 10/s -j ACCEPT; policy DROP
+        let p = program(
+            vec![Rule {
+                cond: Cond::rate(false),
+                action: Action::Accept,
+            }],
+            Action::Drop,
+        );
+        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::RateLimited);
+        // -m hashlimit --hashlimit-above 10/s -j DROP; policy ACCEPT, on 443 only
+        let cond = Cond::All(vec![
+            Cond::Dport(PortSet(vec![(443, 443)])),
+            Cond::rate(true),
+        ]);
+        let p = program(
+            vec![Rule {
+                cond,
+                action: Action::Drop,
+            }],
+            Action::Accept,
+        );
+        let v = judge_range(&[&p], "198.51.100.0/24".parse().unwrap(), &[80, 443]);
+        assert_eq!(
+            v.ports,
+            vec![(80, Verdict::Allowed), (443, Verdict::RateLimited)]
+        );
+        assert_eq!(v.verdict, Verdict::RateLimited);
+    }
+
+    #[test]
+    fn user_chains_return_and_goto() {
+        let p = Program {
+            chains: vec![
+                Chain {
+                    name: "INPUT".into(),
+                    rules: vec![
+                        Rule {
+                            cond: Cond::TRUE,
+                            action: Action::Jump(1),
+                        },
+                        Rule {
+                            cond: src("198.51.100.0/24"),
+                            action: Action::Goto(2),
+                        },
+                        Rule {
+                            cond: Cond::TRUE,
+                            action: Action::Accept,
+                        },
+                    ],
+                },
+                Chain {
+                    name: "A".into(),
+                    rules: vec![Rule {
+                        cond: Cond::TRUE,
+                        action: Action::Return,
+                    }],
+                },
+                Chain::default(),
+            ],
+            bases: vec![Base {
+                chain: 0,
+                v4: true,
+                v6: false,
+                policy: Action::Drop,
+            }],
+        };
+        // Goto into an empty chain falls to the policy of INPUT.
+        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Blocked);
+        assert_eq!(judge(&p, "203.0.113.0/24"), Verdict::Allowed);
+        // The base chain does not see IPv6.
+        assert_eq!(judge(&p, "2001:db8::/32"), Verdict::Allowed);
+    }
+}
