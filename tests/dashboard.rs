@@ -9,33 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const CAUSES: [(&str, &[&str]); 3] = [
-    (
-        "forwarding_ip_blocked",
-        &[
-            "proxy_fails_origin_ok",
-            "firewall_blocks_forwarding_range",
-            "forwarding_ip_rate_limited",
-        ],
-    ),
-    (
-        "origin_abnormal",
-        &[
-            "origin_unreachable",
-            "web_service_down",
-            "origin_http_errors",
-            "origin_slow",
-            "cpu_saturated",
-            "memory_saturated",
-            "bandwidth_saturated",
-            "origin_exposed",
-        ],
-    ),
-    (
-        "network_linkage",
-        &["packet_loss", "jitter", "partial_vantage_failure"],
-    ),
-];
+use badgateway_exporter::diagnosis::verdict::VOCABULARY as CAUSES;
 
 /// Metrics whose names are fixed but which README.md's tables do not list
 /// yet (the firewall and access-log collectors are being written). Each

@@ -146,25 +146,7 @@ fn origin_slower_than_the_proxy_waits() {
 #[test]
 fn packet_loss_on_the_path() {
     let (lab, _origin) = lab(true);
-    lab.router.exec(&[
-        "iptables",
-        "-A",
-        "FORWARD",
-        "-p",
-        "icmp",
-        "--icmp-type",
-        "echo-request",
-        "-d",
-        ORIGIN_IP,
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        "0.5",
-        "-j",
-        "DROP",
-    ]);
+    lab.drop_echoes_to(ORIGIN_IP, "0.5");
     let (code, v) = json(&lab, &["--count", "40"]);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["cause"], "network_linkage");

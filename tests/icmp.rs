@@ -12,25 +12,7 @@ use common::{Lab, ORIGIN_IP, PROXY_IP};
 #[test]
 fn loss_ratio_follows_dropped_echoes() {
     let mut lab = Lab::new();
-    lab.router.exec(&[
-        "iptables",
-        "-A",
-        "FORWARD",
-        "-p",
-        "icmp",
-        "--icmp-type",
-        "echo-request",
-        "-d",
-        ORIGIN_IP,
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        "0.5",
-        "-j",
-        "DROP",
-    ]);
+    lab.drop_echoes_to(ORIGIN_IP, "0.5");
     // Two sites behind the same proxy address, pinged at the same time:
     // neither may take the other's replies.
     let config = format!(

@@ -18,33 +18,12 @@ use serde_norway::Value;
 
 /// Every cause and the reasons that explain it. Each pair must have at
 /// least one alert; no alert may use anything else.
-const VOCABULARY: &[(&str, &[&str])] = &[
-    (
-        "forwarding_ip_blocked",
-        &[
-            "proxy_fails_origin_ok",
-            "firewall_blocks_forwarding_range",
-            "forwarding_ip_rate_limited",
-        ],
-    ),
-    (
-        "origin_abnormal",
-        &[
-            "origin_unreachable",
-            "web_service_down",
-            "origin_http_errors",
-            "origin_slow",
-            "cpu_saturated",
-            "memory_saturated",
-            "bandwidth_saturated",
-            "origin_exposed",
-        ],
-    ),
-    (
-        "network_linkage",
-        &["packet_loss", "jitter", "partial_vantage_failure"],
-    ),
-    (
+use badgateway_exporter::diagnosis::verdict::VOCABULARY as CAUSES;
+
+/// The product's causes and reasons, plus the exporter's own.
+fn vocabulary() -> Vec<(&'static str, &'static [&'static str])> {
+    let mut v = CAUSES.to_vec();
+    v.push((
         "exporter",
         &[
             "target_down",
@@ -52,8 +31,9 @@ const VOCABULARY: &[(&str, &[&str])] = &[
             "config_reload_failed",
             "probes_stale",
         ],
-    ),
-];
+    ));
+    v
+}
 
 const RUNBOOK_BASE: &str = "https://runbooks.example.com/badgateway-exporter/runbook.md#";
 
@@ -255,7 +235,7 @@ fn promtool_unit_tests_pass() {
 fn every_reason_has_an_alert_and_no_alert_leaves_the_vocabulary() {
     let alerts = alerts();
     let mut errors = Vec::new();
-    for (cause, reasons) in VOCABULARY {
+    for (cause, reasons) in &vocabulary() {
         for reason in *reasons {
             if !alerts.iter().any(|a| {
                 a.labels.get("cause").map(String::as_str) == Some(*cause)
@@ -269,7 +249,7 @@ fn every_reason_has_an_alert_and_no_alert_leaves_the_vocabulary() {
         let (Some(cause), Some(reason)) = (a.labels.get("cause"), a.labels.get("reason")) else {
             continue; // reported by every_alert_is_complete
         };
-        match VOCABULARY.iter().find(|(c, _)| c == cause) {
+        match vocabulary().iter().find(|(c, _)| c == cause) {
             None => errors.push(format!("{}: unknown cause {cause:?}", a.name)),
             Some((_, reasons)) if !reasons.contains(&reason.as_str()) => errors.push(format!(
                 "{}: reason {reason:?} is not one of {cause}'s",
@@ -396,7 +376,7 @@ fn amtool_check_config() {
 #[test]
 fn routes_by_cause_and_severity() {
     let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
-    for (cause, _) in VOCABULARY {
+    for (cause, _) in &vocabulary() {
         for severity in ["critical", "warning"] {
             pairs.insert((cause.to_string(), severity.to_owned()));
         }

@@ -6,6 +6,8 @@ mod agent;
 mod report;
 mod steps;
 
+pub use steps::meaning;
+
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;

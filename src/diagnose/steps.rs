@@ -27,6 +27,7 @@ pub fn meaning(reason: &str) -> &'static str {
         "origin_exposed" => "Traffic reaches the origin from outside the proxy's forwarding ranges: its address is known and it can be attacked directly.",
         "packet_loss" => "Packets are lost on the network path.",
         "jitter" => "Round-trip times on the network path vary widely.",
+        "partial_vantage_failure" => "The site fails from some vantage points and works from others: the network between them and the site is at fault, not the site.",
         _ => "",
     }
 }

@@ -27,6 +27,36 @@ pub const SATURATION_THRESHOLD: f64 = 0.9;
 /// and above those from inside, mean the origin is reached around the proxy.
 pub const EXPOSED_CONNECTIONS: f64 = 50.0;
 
+/// Every cause and the reasons that explain it: the `cause` and `reason`
+/// labels of the alerts, and what `diagnose` names.
+pub const VOCABULARY: [(&str, &[&str]); 3] = [
+    (
+        "forwarding_ip_blocked",
+        &[
+            "proxy_fails_origin_ok",
+            "firewall_blocks_forwarding_range",
+            "forwarding_ip_rate_limited",
+        ],
+    ),
+    (
+        "origin_abnormal",
+        &[
+            "origin_unreachable",
+            "web_service_down",
+            "origin_http_errors",
+            "origin_slow",
+            "cpu_saturated",
+            "memory_saturated",
+            "bandwidth_saturated",
+            "origin_exposed",
+        ],
+    ),
+    (
+        "network_linkage",
+        &["packet_loss", "jitter", "partial_vantage_failure"],
+    ),
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
@@ -456,6 +486,15 @@ mod tests {
     fn first(v: &Verdict) -> (Cause, &'static str) {
         let f = v.findings.first().expect("a finding");
         (f.cause, f.reason)
+    }
+
+    #[test]
+    fn every_reason_has_a_meaning_and_belongs_to_its_cause() {
+        for (cause, reasons) in VOCABULARY {
+            for r in reasons.iter() {
+                assert!(!crate::diagnose::meaning(r).is_empty(), "{cause}/{r}");
+            }
+        }
     }
 
     #[test]

@@ -274,6 +274,30 @@ impl Lab {
         }
     }
 
+    /// The router drops echo requests to `ip` with `probability`: loss on
+    /// the public path, since this kernel has no netem.
+    pub fn drop_echoes_to(&self, ip: &str, probability: &str) {
+        self.router.exec(&[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "echo-request",
+            "-d",
+            ip,
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            probability,
+            "-j",
+            "DROP",
+        ]);
+    }
+
     /// nginx on the proxy host, forwarding to the origin on port 80 with
     /// `upstream_timeout` for connect and read.
     pub fn start_proxy_nginx(&mut self, upstream_timeout: &str) {
