@@ -12,7 +12,7 @@ use crate::config::{Address, IcmpSettings, Site};
 use crate::diagnosis;
 use crate::probe::http::{self, Destination};
 use crate::probe::icmp::Pingers;
-use crate::probe::{HttpOutcome, IcmpOutcome, Path};
+use crate::probe::{IcmpOutcome, Path};
 use crate::results::{SiteResult, TargetResult};
 
 /// What a round of one site needs.
@@ -51,15 +51,7 @@ impl SiteProber {
         }
         targets.sort_by_key(|(order, _)| *order);
         let targets: Vec<TargetResult> = targets.into_iter().map(|(_, t)| t).collect();
-        let outcomes = |path: Path| -> Vec<HttpOutcome> {
-            targets
-                .iter()
-                .filter(|t| t.path == path)
-                .map(|t| t.http.clone())
-                .collect()
-        };
-        let blocked =
-            diagnosis::forwarding_ip_blocked(&outcomes(Path::Proxy), &outcomes(Path::Origin));
+        let blocked = diagnosis::forwarding_ip_blocked_in(&targets);
         SiteResult {
             targets,
             forwarding_ip_blocked: blocked,

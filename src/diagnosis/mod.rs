@@ -15,7 +15,8 @@ pub mod verdict;
 
 use std::time::Duration;
 
-use crate::probe::{ErrorKind, HttpOutcome};
+use crate::probe::{ErrorKind, HttpOutcome, Path};
+use crate::results::TargetResult;
 
 /// Statuses a proxy uses when its upstream did not answer in time
 /// (nginx 504; CDNs' 522 connection timed out and 524 a timeout occurred).
@@ -80,6 +81,26 @@ pub fn forwarding_ip_blocked(proxy: &[HttpOutcome], origin: &[HttpOutcome]) -> b
             }
             _ => false,
         })
+}
+
+/// The flag for one round of probes. Loss on the path to the proxy also
+/// makes the proxy time out or reset while the origin answers; a blocked
+/// forwarding IP leaves that path alone. So the flag needs the proxy path
+/// to be clean too.
+pub fn forwarding_ip_blocked_in(targets: &[TargetResult]) -> bool {
+    let http = |p: Path| -> Vec<HttpOutcome> {
+        targets
+            .iter()
+            .filter(|t| t.path == p)
+            .map(|t| t.http.clone())
+            .collect()
+    };
+    let lossy_proxy = targets.iter().any(|t| {
+        t.path == Path::Proxy
+            && t.icmp
+                .is_some_and(|i| i.loss_ratio() > verdict::LOSS_THRESHOLD)
+    });
+    !lossy_proxy && forwarding_ip_blocked(&http(Path::Proxy), &http(Path::Origin))
 }
 
 #[cfg(test)]

@@ -254,6 +254,10 @@ fn blocked_forwarding(
 /// The proxy failed, the origin answered us, and the forwarding flag is
 /// off: slowness, or the proxy itself.
 fn explain_proxy_failure(p: &TargetResult, origins: &[&TargetResult], v: &mut Verdict) {
+    // Loss on the path to the proxy explains its failure; network() says so.
+    if loss(p).is_some_and(|l| l > LOSS_THRESHOLD) {
+        return;
+    }
     match proxy_failure(&p.http) {
         Some(ProxyFailure::UpstreamTimeout) => {
             let slowest = origins
@@ -274,10 +278,6 @@ fn explain_proxy_failure(p: &TargetResult, origins: &[&TargetResult], v: &mut Ve
             });
         }
         Some(ProxyFailure::ProxyUnreachable) => {
-            if loss(p).is_some_and(|l| l > LOSS_THRESHOLD) {
-                // network() reports the loss itself.
-                return;
-            }
             v.unexplained.push(format!(
                 "{}: the proxy itself does not accept our connection (check the proxy address and the proxy service)",
                 describe(p)
@@ -467,18 +467,8 @@ mod tests {
         target(path, None, Some(kind), ms)
     }
     fn round(targets: Vec<TargetResult>) -> SiteResult {
-        let http = |p: Path| -> Vec<HttpOutcome> {
-            targets
-                .iter()
-                .filter(|t| t.path == p)
-                .map(|t| t.http.clone())
-                .collect()
-        };
         SiteResult {
-            forwarding_ip_blocked: super::super::forwarding_ip_blocked(
-                &http(Path::Proxy),
-                &http(Path::Origin),
-            ),
+            forwarding_ip_blocked: super::super::forwarding_ip_blocked_in(&targets),
             targets,
             finished: SystemTime::now(),
         }
@@ -610,6 +600,24 @@ mod tests {
         });
         let v = judge(&round(vec![ok(Path::Proxy, 5), jittery]), None);
         assert_eq!(first(&v), (Cause::NetworkLinkage, "jitter"));
+    }
+
+    #[test]
+    fn loss_on_the_proxy_path_is_not_a_blocked_forwarding_ip() {
+        let mut proxy = failed(Path::Proxy, ErrorKind::Timeout, 5000);
+        proxy.icmp = Some(IcmpOutcome {
+            sent: 10,
+            received: 6,
+            rtt: None,
+        });
+        let r = round(vec![proxy, ok(Path::Origin, 3)]);
+        assert!(!r.forwarding_ip_blocked);
+        let v = judge(&r, None);
+        assert_eq!(first(&v), (Cause::NetworkLinkage, "packet_loss"));
+        assert!(v
+            .findings
+            .iter()
+            .all(|f| f.cause != Cause::ForwardingIpBlocked));
     }
 
     #[test]
