@@ -254,8 +254,9 @@ fn blocked_forwarding(
 /// The proxy failed, the origin answered us, and the forwarding flag is
 /// off: slowness, or the proxy itself.
 fn explain_proxy_failure(p: &TargetResult, origins: &[&TargetResult], v: &mut Verdict) {
-    // Loss on the path to the proxy explains its failure; network() says so.
-    if loss(p).is_some_and(|l| l > LOSS_THRESHOLD) {
+    // Partial loss on the path to the proxy explains its failure, and
+    // network() says so. Total loss is the proxy unreachable, said below.
+    if loss(p).is_some_and(|l| l > LOSS_THRESHOLD && l < 1.0) {
         return;
     }
     match proxy_failure(&p.http) {
@@ -618,6 +619,19 @@ mod tests {
             .findings
             .iter()
             .all(|f| f.cause != Cause::ForwardingIpBlocked));
+    }
+
+    #[test]
+    fn an_unreachable_proxy_is_never_healthy() {
+        let mut proxy = failed(Path::Proxy, ErrorKind::ConnectTimeout, 5000);
+        proxy.icmp = Some(IcmpOutcome {
+            sent: 10,
+            received: 0,
+            rtt: None,
+        });
+        let v = judge(&round(vec![proxy, ok(Path::Origin, 3)]), None);
+        assert!(!v.healthy(), "{v:?}");
+        assert_eq!(v.unexplained.len(), 1);
     }
 
     #[test]
