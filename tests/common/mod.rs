@@ -220,6 +220,8 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     // Dropped in this order: processes first, then the namespaces.
     pub procs: Vec<Proc>,
+    /// Hosts added with `add_host`, each on its own network behind the router.
+    pub extra: Vec<Netns>,
     pub vantage: Netns,
     pub proxy: Netns,
     pub origin: Netns,
@@ -239,10 +241,10 @@ impl Lab {
         link(
             &router,
             "rv",
-            "192.0.2.1/24",
+            "192.0.2.1/26",
             &vantage,
             "eth0",
-            "192.0.2.2/24",
+            "192.0.2.2/26",
         );
         link(
             &router,
@@ -267,11 +269,25 @@ impl Lab {
         Lab {
             dir: tempfile::tempdir().expect("temp dir"),
             procs: Vec::new(),
+            extra: Vec::new(),
             vantage,
             proxy,
             origin,
             router,
         }
+    }
+
+    /// Another host behind the router: `router_cidr` on the router's side,
+    /// `host_cidr` on the host's, the router its default gateway. Returns
+    /// its index in `extra`.
+    pub fn add_host(&mut self, role: &str, router_cidr: &str, host_cidr: &str) -> usize {
+        let host = Netns::new(role);
+        let n = self.extra.len();
+        link(&self.router, &format!("rx{n}"), router_cidr, &host, "eth0", host_cidr);
+        let gateway = router_cidr.split('/').next().expect("cidr");
+        host.exec(&["ip", "route", "add", "default", "via", gateway]);
+        self.extra.push(host);
+        n
     }
 
     /// The router drops echo requests to `ip` with `probability`: loss on
