@@ -283,7 +283,14 @@ impl Lab {
     pub fn add_host(&mut self, role: &str, router_cidr: &str, host_cidr: &str) -> usize {
         let host = Netns::new(role);
         let n = self.extra.len();
-        link(&self.router, &format!("rx{n}"), router_cidr, &host, "eth0", host_cidr);
+        link(
+            &self.router,
+            &format!("rx{n}"),
+            router_cidr,
+            &host,
+            "eth0",
+            host_cidr,
+        );
         let gateway = router_cidr.split('/').next().expect("cidr");
         host.exec(&["ip", "route", "add", "default", "via", gateway]);
         self.extra.push(host);
