@@ -437,7 +437,37 @@ struct Outcome {
     expected: String,
     fired: String,
     seconds: Option<f64>,
+    /// The cause `diagnose` named from the first vantage.
+    diagnosed: String,
     problems: Vec<String>,
+}
+
+/// `diagnose` from the first vantage, with the origin's agent: the cause
+/// it names ("healthy" when none).
+fn diagnose(w: &World) -> String {
+    let out = w.lab.vantage.output(&[
+        env!("CARGO_BIN_EXE_badgateway-exporter"),
+        "diagnose",
+        "http://www.example.com/healthz",
+        "--origin",
+        ORIGIN_IP,
+        "--proxy",
+        PROXY_IP,
+        "--timeout",
+        "1s",
+        "--count",
+        "30",
+        "--agent",
+        &format!("http://{ORIGIN_IP}:9502/metrics"),
+        "--output",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    match &v["cause"] {
+        Value::String(c) => c.clone(),
+        Value::Null if v["healthy"] == true => "healthy".into(),
+        _ => format!("no cause ({})", String::from_utf8_lossy(&out.stderr).trim()),
+    }
 }
 
 type Step = Box<dyn Fn(&mut World)>;
@@ -445,6 +475,9 @@ type Step = Box<dyn Fn(&mut World)>;
 struct Scenario {
     name: &'static str,
     cause: &'static str,
+    /// What `diagnose` from the first vantage names: the same cause, except
+    /// where one vantage cannot see it (a failure from another vantage).
+    diagnose: Option<&'static str>,
     reason: &'static str,
     inject: Step,
     remove: Step,
@@ -462,6 +495,7 @@ fn scenario(
     Scenario {
         name,
         cause,
+        diagnose: Some(cause),
         reason,
         inject: Box::new(inject),
         remove: Box::new(remove),
@@ -592,14 +626,18 @@ fn scenarios() -> Vec<Scenario> {
             |w| iptables(&w.lab.router, "-A", LOSS),
             |w| iptables(&w.lab.router, "-D", LOSS),
         ),
-        scenario(
-            "proxy lost from one vantage of two",
-            "network_linkage",
-            "partial_vantage_failure",
-            40,
-            |w| iptables(&w.lab.router, "-A", PARTIAL),
-            |w| iptables(&w.lab.router, "-D", PARTIAL),
-        ),
+        Scenario {
+            // Seen from the first vantage, all is well.
+            diagnose: None,
+            ..scenario(
+                "proxy lost from one vantage of two",
+                "network_linkage",
+                "partial_vantage_failure",
+                40,
+                |w| iptables(&w.lab.router, "-A", PARTIAL),
+                |w| iptables(&w.lab.router, "-D", PARTIAL),
+            )
+        },
     ]
 }
 
@@ -674,16 +712,21 @@ fn every_cause_fires_its_alert_and_only_its_cause() {
     assert!(settle.is_some(), "probes not succeeding:\n{}", logs(&w));
     std::thread::sleep(Duration::from_secs(10));
     let baseline = w.firing();
+    let diagnosed = diagnose(&w);
+    let mut problems = Vec::new();
+    if !baseline.is_empty() {
+        problems.push(format!("alerts firing: {}", join(&baseline)));
+    }
+    if diagnosed != "healthy" {
+        problems.push(format!("diagnose named {diagnosed}"));
+    }
     outcomes.push(Outcome {
         name: "healthy baseline",
         expected: "none".into(),
         fired: join(&baseline),
         seconds: None,
-        problems: if baseline.is_empty() {
-            vec![]
-        } else {
-            vec![format!("alerts firing: {}", join(&baseline))]
-        },
+        diagnosed,
+        problems,
     });
 
     for s in scenarios() {
@@ -691,6 +734,7 @@ fn every_cause_fires_its_alert_and_only_its_cause() {
         let started = Instant::now();
         (s.inject)(&mut w);
         let mut problems = Vec::new();
+        let mut diagnosed = String::from("-");
         let want = (s.cause.to_owned(), s.reason.to_owned());
         let hit = wait_for(s.within, || {
             let f = w.firing();
@@ -728,6 +772,11 @@ fn every_cause_fires_its_alert_and_only_its_cause() {
             });
             if notified.is_none() {
                 problems.push("no notification at the webhook".into());
+            }
+            diagnosed = diagnose(&w);
+            let want = s.diagnose.unwrap_or("healthy");
+            if diagnosed != want {
+                problems.push(format!("diagnose named {diagnosed}, not {want}"));
             }
             for (cause, title, exprs) in &panels {
                 if cause == s.cause && exprs.iter().any(|e| !w.query(e).is_empty()) {
@@ -781,23 +830,25 @@ fn every_cause_fires_its_alert_and_only_its_cause() {
             expected: format!("{}/{}", s.cause, s.reason),
             fired,
             seconds,
+            diagnosed,
             problems,
         });
     }
 
-    println!("\n| scenario | expected | firing when it fired | seconds to alert |");
-    println!("|---|---|---|---|");
+    println!(
+        "\n| scenario | expected | firing when it fired | seconds to alert | diagnose from v1 |"
+    );
+    println!("|---|---|---|---|---|");
     for o in &outcomes {
+        let fired = if o.fired.is_empty() {
+            "none"
+        } else {
+            o.fired.as_str()
+        };
+        let seconds = o.seconds.map_or("-".into(), |s| format!("{s:.1}"));
         println!(
-            "| {} | {} | {} | {} |",
-            o.name,
-            o.expected,
-            if o.fired.is_empty() {
-                "none".into()
-            } else {
-                o.fired.clone()
-            },
-            o.seconds.map_or("-".into(), |s| format!("{s:.1}"))
+            "| {} | {} | {} | {} | {} |",
+            o.name, o.expected, fired, seconds, o.diagnosed
         );
     }
     let mut failed: Vec<String> = panels
