@@ -202,20 +202,7 @@ impl World {
         if !dir.join("extra.conf").exists() {
             fs::write(dir.join("extra.conf"), "").unwrap();
         }
-        let p = self.lab.origin.spawn(
-            &[
-                "nginx",
-                "-e",
-                &dir.join("error.log").to_string_lossy(),
-                "-p",
-                &dir.to_string_lossy(),
-                "-c",
-                &conf.to_string_lossy(),
-                "-g",
-                "daemon off;",
-            ],
-            &dir.join("stdout.log"),
-        );
+        let p = self.lab.origin.spawn_nginx(&dir, &conf);
         self.origin_nginx = Some(p);
         self.lab
             .origin

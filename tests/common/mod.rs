@@ -73,6 +73,29 @@ impl Netns {
             .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
     }
 
+    /// Start nginx in the foreground with `conf`, keeping its files in `dir`.
+    pub fn spawn_nginx(&self, dir: &Path, conf: &Path) -> Proc {
+        let (log, prefix, conf) = (
+            dir.join("error.log").to_string_lossy().into_owned(),
+            dir.to_string_lossy().into_owned(),
+            conf.to_string_lossy().into_owned(),
+        );
+        self.spawn(
+            &[
+                "nginx",
+                "-e",
+                &log,
+                "-p",
+                &prefix,
+                "-c",
+                &conf,
+                "-g",
+                "daemon off;",
+            ],
+            &dir.join("stdout.log"),
+        )
+    }
+
     /// Start a long-running process inside the namespace.
     pub fn spawn(&self, args: &[&str], log: &Path) -> Proc {
         let out = fs::File::create(log).expect("log file");
@@ -333,20 +356,7 @@ impl Lab {
                  proxy_read_timeout {upstream_timeout};\n    proxy_send_timeout {upstream_timeout};\n  }}\n}}\n"
             ),
         );
-        let p = self.proxy.spawn(
-            &[
-                "nginx",
-                "-e",
-                &dir.join("error.log").to_string_lossy(),
-                "-p",
-                &dir.to_string_lossy(),
-                "-c",
-                &conf.to_string_lossy(),
-                "-g",
-                "daemon off;",
-            ],
-            &dir.join("stdout.log"),
-        );
+        let p = self.proxy.spawn_nginx(&dir, &conf);
         self.procs.push(p);
         self.proxy
             .wait_listening(format!("{PROXY_IP}:80").parse().expect("addr"));
