@@ -12,6 +12,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::agent::Agent;
+use crate::probe::{EchoRound, Path};
 use crate::results::{Results, SiteEntry, SiteResult};
 
 pub const COLLECTOR_SUCCESS_HELP: &str =
@@ -100,6 +101,16 @@ impl Exposition {
         }
         TextEncoder::new().encode(&families, &mut out)?;
         write_probe_families(&sites, &mut out);
+        if !sites.is_empty() {
+            let up = !crate::diagnosis::vantage_cut_off(sites.iter().map(|s| &s.result));
+            out.extend_from_slice(
+                format!(
+                    "# HELP badgateway_vantage_up {VANTAGE_UP_HELP}\n# TYPE badgateway_vantage_up gauge\nbadgateway_vantage_up {}\n",
+                    u8::from(up)
+                )
+                .as_bytes(),
+            );
+        }
         Ok(out)
     }
 }
@@ -115,18 +126,31 @@ fn merge(families: &mut Vec<MetricFamily>, more: Vec<MetricFamily>) {
     }
 }
 
-/// The probe metric families, in the order they are exposed.
-const FAMILIES: [(&str, &str); 10] = [
-    ("badgateway_probe_success", "1 when the last HTTP probe got an expected status."),
-    ("badgateway_http_status_code", "Status of the last HTTP probe; 0 when no response came."),
-    ("badgateway_http_duration_seconds", "Time the last HTTP probe spent in each phase (resolve, connect, tls, processing to the first byte, transfer); 0 for a phase not reached."),
-    ("badgateway_probe_duration_seconds", "How long the last HTTP probe took in all."),
-    ("badgateway_probe_error", "1 for the kind of failure of the last HTTP probe; absent when it succeeded."),
-    ("badgateway_icmp_packet_loss_ratio", "Share of ICMP echoes of the last round that got no reply, 0..1."),
-    ("badgateway_icmp_rtt_seconds", "ICMP round-trip time over the last round: min, avg, max, and stddev (jitter)."),
-    ("badgateway_icmp_packets_sent", "ICMP echoes sent in the last round."),
-    ("badgateway_forwarding_ip_blocked", "1 when, in the last round, every probe through the proxy failed at the proxy-to-origin hop while every probe straight to the origin succeeded."),
-    ("badgateway_last_round_timestamp_seconds", "Unix time the last probe round of the site finished."),
+const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in the latest round of every site nothing came back from any address, and the failures were this host's own (no route, no name resolution) or hit three addresses and more at once. Its site failures then say nothing about the sites.";
+
+/// The probe metric families, in the order they are exposed: name, type,
+/// help.
+const FAMILIES: [(&str, &str, &str); 20] = [
+    ("badgateway_probe_success", "gauge", "1 when the last HTTP probe got an expected status."),
+    ("badgateway_http_status_code", "gauge", "Status of the last HTTP probe; 0 when no response came."),
+    ("badgateway_http_duration_seconds", "gauge", "Time the last HTTP probe spent in each phase (resolve, connect, tls, processing to the first byte, transfer); 0 for a phase not reached."),
+    ("badgateway_probe_duration_seconds", "gauge", "How long the last HTTP probe took in all."),
+    ("badgateway_probe_error", "gauge", "1 for the kind of failure of the last HTTP probe; absent when it succeeded."),
+    ("badgateway_icmp_packet_loss_ratio", "gauge", "Share of ICMP echoes of the last round that got no reply, 0..1."),
+    ("badgateway_icmp_rtt_seconds", "gauge", "ICMP round-trip time over the last round: min, avg, max, and stddev (jitter)."),
+    ("badgateway_icmp_packets_sent", "gauge", "ICMP echoes sent in the last round."),
+    ("badgateway_icmp_silent", "gauge", "1 when the address never answers ICMP echoes while other packets to it get through (held until an echo reply comes back): its ICMP loss is left out of every judgement and TCP handshakes measure the path instead."),
+    ("badgateway_tcp_packet_loss_ratio", "gauge", "Share of TCP handshakes (SYN to the web port) of the last round that got no answer, 0..1; run where ICMP cannot measure the path."),
+    ("badgateway_tcp_rtt_seconds", "gauge", "TCP handshake round-trip time over the last round: min, avg, max, and stddev (jitter)."),
+    ("badgateway_tcp_packets_sent", "gauge", "TCP handshakes attempted in the last round."),
+    ("badgateway_probes_total", "counter", "HTTP probes run."),
+    ("badgateway_probe_failures_total", "counter", "HTTP probes that failed."),
+    ("badgateway_forwarding_failures_total", "counter", "Probes through this proxy address that failed at the proxy-to-origin hop while every origin address answered straight in the same round."),
+    ("badgateway_path_echoes_sent_total", "counter", "Echoes that measured the path's loss: ICMP, or TCP handshakes for an ICMP-silent address. Rounds with no reply at all are left out (the path was down or filtered, not lossy)."),
+    ("badgateway_path_echoes_lost_total", "counter", "Of those, the echoes that got no reply."),
+    ("badgateway_origin_admits_prober", "gauge", "1 when the origin admits this prober's direct probes; 0 when they fail while the site works through the proxy (an origin that admits only the forwarding ranges), held until one succeeds: its direct failures are then no evidence about the origin."),
+    ("badgateway_forwarding_ip_blocked", "gauge", "1 when, in the last round, a probe through some proxy address failed at the proxy-to-origin hop while every origin address answered straight."),
+    ("badgateway_last_round_timestamp_seconds", "gauge", "Unix time the last probe round of the site finished."),
 ];
 
 const SUCCESS: usize = 0;
@@ -137,8 +161,18 @@ const ERROR: usize = 4;
 const LOSS: usize = 5;
 const RTT: usize = 6;
 const SENT: usize = 7;
-const BLOCKED: usize = 8;
-const FINISHED: usize = 9;
+const SILENT: usize = 8;
+const TCP_LOSS: usize = 9;
+const TCP_RTT: usize = 10;
+const TCP_SENT: usize = 11;
+const PROBES: usize = 12;
+const PROBE_FAILURES: usize = 13;
+const FORWARDING_FAILURES: usize = 14;
+const ECHOES_SENT: usize = 15;
+const ECHOES_LOST: usize = 16;
+const ADMITS: usize = 17;
+const BLOCKED: usize = 18;
+const FINISHED: usize = 19;
 
 /// One site's series for each probe family, in the text format.
 #[derive(Debug, Default)]
@@ -188,19 +222,45 @@ impl SiteExposition {
                 sample(&mut f[ERROR], ERROR, &base, &extra, 1.0);
             }
             if let Some(icmp) = &t.icmp {
-                sample(&mut f[LOSS], LOSS, &base, "", icmp.loss_ratio());
-                if let Some(rtt) = &icmp.rtt {
-                    for (stat, d) in [
-                        ("min", rtt.min),
-                        ("avg", rtt.avg),
-                        ("max", rtt.max),
-                        ("stddev", rtt.stddev),
-                    ] {
-                        let extra = format!(",stat=\"{stat}\"");
-                        sample(&mut f[RTT], RTT, &base, &extra, d.as_secs_f64());
-                    }
-                }
-                sample(&mut f[SENT], SENT, &base, "", f64::from(icmp.sent));
+                echoes(f, [LOSS, RTT, SENT], &base, icmp);
+            }
+            if t.icmp.is_some() || t.icmp_silent {
+                sample(&mut f[SILENT], SILENT, &base, "", bool_value(t.icmp_silent));
+            }
+            if let Some(tcp) = &t.tcp {
+                echoes(f, [TCP_LOSS, TCP_RTT, TCP_SENT], &base, tcp);
+            }
+            let n = &t.totals;
+            sample(&mut f[PROBES], PROBES, &base, "", n.probes as f64);
+            let failures = n.probe_failures as f64;
+            sample(&mut f[PROBE_FAILURES], PROBE_FAILURES, &base, "", failures);
+            if t.path == Path::Proxy {
+                let forwarding = n.forwarding_failures as f64;
+                sample(
+                    &mut f[FORWARDING_FAILURES],
+                    FORWARDING_FAILURES,
+                    &base,
+                    "",
+                    forwarding,
+                );
+            }
+            sample(
+                &mut f[ECHOES_SENT],
+                ECHOES_SENT,
+                &base,
+                "",
+                n.path_echoes_sent as f64,
+            );
+            sample(
+                &mut f[ECHOES_LOST],
+                ECHOES_LOST,
+                &base,
+                "",
+                n.path_echoes_lost as f64,
+            );
+            if t.path == Path::Origin {
+                let admits = bool_value(!t.admission.refused);
+                sample(&mut f[ADMITS], ADMITS, &base, "", admits);
             }
         }
         let base = format!("site=\"{site}\"");
@@ -224,6 +284,29 @@ impl SiteExposition {
     }
 }
 
+/// Loss, round-trip statistics and echoes sent of one echo round, into
+/// the three families at `[loss, rtt, sent]`.
+fn echoes(
+    f: &mut [String; FAMILIES.len()],
+    [loss, rtt, sent]: [usize; 3],
+    base: &str,
+    r: &EchoRound,
+) {
+    sample(&mut f[loss], loss, base, "", r.loss_ratio());
+    if let Some(stats) = &r.rtt {
+        for (stat, d) in [
+            ("min", stats.min),
+            ("avg", stats.avg),
+            ("max", stats.max),
+            ("stddev", stats.stddev),
+        ] {
+            let extra = format!(",stat=\"{stat}\"");
+            sample(&mut f[rtt], rtt, base, &extra, d.as_secs_f64());
+        }
+    }
+    sample(&mut f[sent], sent, base, "", f64::from(r.sent));
+}
+
 fn sample(out: &mut String, family: usize, labels: &str, extra: &str, value: f64) {
     let _ = writeln!(
         out,
@@ -235,11 +318,11 @@ fn sample(out: &mut String, family: usize, labels: &str, extra: &str, value: f64
 
 /// Append every probe family: its HELP and TYPE, then each site's series.
 fn write_probe_families(sites: &[Arc<SiteEntry>], out: &mut Vec<u8>) {
-    for (i, (name, help)) in FAMILIES.iter().enumerate() {
+    for (i, (name, kind, help)) in FAMILIES.iter().enumerate() {
         if sites.iter().all(|s| s.exposition.families[i].is_empty()) {
             continue;
         }
-        out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} gauge\n").as_bytes());
+        out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
         for s in sites {
             out.extend_from_slice(s.exposition.families[i].as_bytes());
         }

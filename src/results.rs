@@ -9,9 +9,10 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use crate::metrics::SiteExposition;
-use crate::probe::{HttpOutcome, IcmpOutcome, Path};
+use crate::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
-/// What one round found on one (path, address) of a site.
+/// What one round found on one (path, address) of a site, and what the
+/// rounds before it left: the state that needs history to judge.
 #[derive(Clone, Debug)]
 pub struct TargetResult {
     pub path: Path,
@@ -20,15 +21,132 @@ pub struct TargetResult {
     pub address: String,
     pub http: HttpOutcome,
     /// `None` when ICMP is off for the site or could not run.
-    pub icmp: Option<IcmpOutcome>,
+    pub icmp: Option<EchoRound>,
+    /// TCP handshakes to the web port: run where ICMP cannot measure the
+    /// path (an ICMP-silent address, ICMP off or unavailable).
+    pub tcp: Option<EchoRound>,
+    /// The address never answers ICMP echoes while other packets to it get
+    /// through: silent, not lossy. Kept from round to round until an echo
+    /// reply comes back.
+    pub icmp_silent: bool,
+    /// Proxy path: this round's probe failed at the proxy-to-origin hop
+    /// while the origin answered straight.
+    pub forwarding_failure: bool,
+    /// Origin path: whether this origin admits the prober's direct probes.
+    pub admission: Admission,
+    pub totals: Totals,
+}
+
+impl TargetResult {
+    /// The echoes that measure this path's loss and jitter: ICMP, unless
+    /// the address is ICMP-silent, then the TCP handshakes. `None` when
+    /// neither ran this round.
+    pub fn path_echoes(&self) -> Option<&EchoRound> {
+        match (&self.icmp, &self.tcp) {
+            (Some(icmp), _) if !self.icmp_silent => Some(icmp),
+            (_, Some(tcp)) => Some(tcp),
+            _ => None,
+        }
+    }
+
+    /// Some packet of this round came back from the address.
+    pub fn reached(&self) -> bool {
+        self.http.reached()
+            || self.icmp.is_some_and(|r| r.received > 0)
+            || self.tcp.is_some_and(|r| r.received > 0)
+    }
+}
+
+/// Whether an origin admits the prober's direct probes. An origin that
+/// admits only the forwarding ranges fails every direct probe while the
+/// site works through the proxy; its direct failures then say nothing
+/// about the origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// A direct probe of this address succeeded since the exporter started.
+    pub ever_answered: bool,
+    /// In the current run of failed direct probes: rounds in which the site
+    /// worked through the proxy, and rounds in which it failed.
+    pub failed_while_site_worked: u32,
+    pub failed_while_site_failed: u32,
+    /// Held until a direct probe succeeds again.
+    pub refused: bool,
+}
+
+/// Direct failures while the site works, in a run, that show an origin
+/// that never answered us refuses the prober: a few rounds, so that one
+/// unlucky round (the origin dying between the two probes) does not.
+pub const REFUSED_AFTER_ROUNDS: u32 = 3;
+/// The same for an origin that answered us before (its firewall changed):
+/// many more rounds, and the site must not have failed once meanwhile, so
+/// that one dead origin of several, which makes the proxy fail now and
+/// then, keeps counting as an origin failure.
+pub const REFUSED_AFTER_ROUNDS_ONCE_ANSWERED: u32 = 20;
+
+impl Admission {
+    /// The state after a round in which the direct probe `answered` (or
+    /// not) while the site `site_worked` through the proxy (or not).
+    pub fn next(self, answered: bool, site_worked: bool) -> Admission {
+        if answered {
+            return Admission {
+                ever_answered: true,
+                ..Admission::default()
+            };
+        }
+        let mut a = self;
+        if site_worked {
+            a.failed_while_site_worked += 1;
+        } else {
+            a.failed_while_site_failed += 1;
+        }
+        a.refused = a.refused
+            || (!a.ever_answered && a.failed_while_site_worked >= REFUSED_AFTER_ROUNDS)
+            || (a.failed_while_site_worked >= REFUSED_AFTER_ROUNDS_ONCE_ANSWERED
+                && a.failed_while_site_failed == 0);
+        a
+    }
+}
+
+/// Counters of a target since the exporter started (or since the target
+/// was first configured), carried from round to round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// HTTP probes, and those that failed.
+    pub probes: u64,
+    pub probe_failures: u64,
+    /// Proxy path: rounds with a forwarding failure (above).
+    pub forwarding_failures: u64,
+    /// Echoes that judged the path's loss, and those lost; rounds that got
+    /// no reply at all are left out: the path was down or filtered then,
+    /// which other evidence judges, not lossy.
+    pub path_echoes_sent: u64,
+    pub path_echoes_lost: u64,
 }
 
 /// What the last complete round of a site found.
 #[derive(Clone, Debug)]
 pub struct SiteResult {
     pub targets: Vec<TargetResult>,
+    /// Some proxy address failed at the forwarding hop in this round.
     pub forwarding_ip_blocked: bool,
     pub finished: SystemTime,
+}
+
+impl SiteResult {
+    /// Some target answered anything in this round.
+    pub fn reached_anything(&self) -> bool {
+        self.targets.iter().any(TargetResult::reached)
+    }
+
+    /// Every target failed for a reason on this host (no route, no name
+    /// resolution, a source address it lacks).
+    pub fn failed_locally(&self) -> bool {
+        !self.targets.is_empty()
+            && self
+                .targets
+                .iter()
+                .all(|t| t.http.error.is_some_and(ErrorKind::is_local))
+    }
 }
 
 /// A site's latest result with its metrics already rendered.

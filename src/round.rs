@@ -1,30 +1,48 @@
-//! One probe round of a site: every (path, address) probed at once, HTTP
-//! and ICMP, and the forwarding flag decided from that same round. The
-//! scheduler runs rounds on each site's interval; `diagnose` runs one.
+//! One probe round of a site: every (path, address) probed at once (HTTP,
+//! ICMP, and TCP handshakes where ICMP cannot measure the path), then what
+//! needs the whole round or the rounds before it: the forwarding failure of
+//! each proxy address, whether each origin admits our direct probes, which
+//! addresses are ICMP-silent, and the running counters. The scheduler runs
+//! rounds on each site's interval; `diagnose` runs one.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinSet;
 
-use crate::config::{Address, IcmpSettings, Site};
+use crate::config::{Address, EchoSettings, Site};
 use crate::diagnosis;
 use crate::probe::http::{self, Destination};
 use crate::probe::icmp::Pingers;
-use crate::probe::{IcmpOutcome, Path};
-use crate::results::{SiteResult, TargetResult};
+use crate::probe::{tcp, EchoRound, HttpOutcome, Path};
+use crate::results::{SiteResult, TargetResult, Totals};
 
 /// What a round of one site needs.
 pub struct SiteProber {
     pub site: Site,
     pub tls: Arc<rustls::ClientConfig>,
-    pub icmp: IcmpSettings,
+    pub icmp: EchoSettings,
+    pub tcp: EchoSettings,
     pub pingers: Arc<Pingers>,
+    /// Run the TCP handshakes on every target, whatever ICMP does: for a
+    /// one-off round (`diagnose`), which has no earlier round to learn from.
+    pub tcp_always: bool,
+}
+
+/// What one probe task returns.
+struct Probed {
+    path: Path,
+    label: String,
+    http: HttpOutcome,
+    icmp: Option<EchoRound>,
+    tcp: Option<EchoRound>,
 }
 
 impl SiteProber {
-    pub async fn round(self: &Arc<Self>) -> SiteResult {
+    /// One round; `previous` is this site's last round, whose per-target
+    /// state (ICMP silence, admission, counters) carries over.
+    pub async fn round(self: &Arc<Self>, previous: Option<&SiteResult>) -> SiteResult {
         let mut probes = JoinSet::new();
         let proxies: Vec<Option<Address>> = if self.site.proxy.is_empty() {
             vec![None]
@@ -40,74 +58,349 @@ impl SiteProber {
         );
         for (order, (path, address)) in targets.enumerate() {
             let me = Arc::clone(self);
-            probes.spawn(async move { (order, me.probe_target(path, address).await) });
+            let label = label(&self.site, address.as_ref());
+            let was_silent = previous
+                .and_then(|p| find(p, path, &label))
+                .is_some_and(|t| t.icmp_silent);
+            probes.spawn(async move {
+                let probed = me.probe_target(path, address, label, was_silent).await;
+                (order, probed)
+            });
         }
-        let mut targets = Vec::new();
-        while let Some(done) = probes.join_next().await {
-            match done {
-                Ok(t) => targets.push(t),
+        let mut done = Vec::new();
+        while let Some(joined) = probes.join_next().await {
+            match joined {
+                Ok(p) => done.push(p),
                 Err(e) => tracing::error!(site = %self.site.name, error = %e, "probe task failed"),
             }
         }
-        targets.sort_by_key(|(order, _)| *order);
-        let targets: Vec<TargetResult> = targets.into_iter().map(|(_, t)| t).collect();
-        let blocked = diagnosis::forwarding_ip_blocked_in(&targets);
-        SiteResult {
-            targets,
-            forwarding_ip_blocked: blocked,
-            finished: SystemTime::now(),
-        }
+        done.sort_by_key(|(order, _)| *order);
+        judge_round(done.into_iter().map(|(_, p)| p).collect(), previous)
     }
 
-    async fn probe_target(&self, path: Path, address: Option<Address>) -> TargetResult {
-        let label = match &address {
-            Some(a) => a.to_string(),
-            None => self.site.host().to_owned(),
-        };
+    async fn probe_target(
+        &self,
+        path: Path,
+        address: Option<Address>,
+        label: String,
+        was_silent: bool,
+    ) -> Probed {
         let destination = match &address {
             Some(a) => Destination::Pinned(a),
             None => Destination::Dns,
         };
-        let ping_to = address.as_ref().map(|a| a.ip);
-        let (outcome, icmp) = match ping_to {
-            // A known address: HTTP and ICMP at once.
-            Some(ip) => tokio::join!(
-                http::probe(&self.site, destination, &self.tls),
-                self.ping(ip)
-            ),
-            // Found by DNS: ping what the HTTP probe resolved.
+        let source = self.site.source_on(path);
+        let port = self.site.port_on(path);
+        let http = http::probe(&self.site, path, destination, &self.tls);
+        let (http, icmp, tcp) = match &address {
+            // A known address: HTTP and the echoes at once.
+            Some(a) => {
+                let (http, (icmp, tcp)) =
+                    tokio::join!(http, self.echoes(a.socket_addr(port), source, was_silent));
+                (http, icmp, tcp)
+            }
+            // Found by DNS: echo what the HTTP probe resolved.
             None => {
-                let outcome = http::probe(&self.site, destination, &self.tls).await;
-                let icmp = match outcome.resolved {
-                    Some(ip) => self.ping(ip).await,
-                    None => None,
+                let http = http.await;
+                let (icmp, tcp) = match http.resolved {
+                    Some(ip) => {
+                        self.echoes(SocketAddr::new(ip, port), source, was_silent)
+                            .await
+                    }
+                    None => (None, None),
                 };
-                (outcome, icmp)
+                (http, icmp, tcp)
             }
         };
-        if let Some(err) = outcome.error {
+        if let Some(err) = http.error {
             tracing::debug!(site = %self.site.name, %path, address = %label, error = %err,
-                detail = outcome.detail.as_deref().unwrap_or(""), "probe failed");
+                detail = http.detail.as_deref().unwrap_or(""), "probe failed");
         }
-        TargetResult {
+        Probed {
             path,
-            address: label,
-            http: outcome,
+            label,
+            http,
             icmp,
+            tcp,
         }
     }
 
-    async fn ping(&self, ip: IpAddr) -> Option<IcmpOutcome> {
-        if !self.site.icmp {
-            return None;
-        }
+    /// The ICMP round, and the TCP handshakes where ICMP cannot judge the
+    /// path: the address was silent last round, or ICMP does not run.
+    async fn echoes(
+        &self,
+        target: SocketAddr,
+        source: Option<IpAddr>,
+        was_silent: bool,
+    ) -> (Option<EchoRound>, Option<EchoRound>) {
+        let icmp_runs = self.site.icmp && self.pingers.healthy();
+        let tcp_runs =
+            self.tcp.enabled && (self.tcp_always || was_silent || !icmp_runs || !self.site.icmp);
         let wait = self.site.timeout.min(Duration::from_secs(5));
-        let (count, interval) = (self.icmp.count, self.icmp.interval);
-        let round = self
-            .pingers
-            .round(ip, self.site.source_address, count, interval, wait)
-            .await;
-        // A socket that cannot be opened is logged once by the pingers.
-        round.ok()
+        let icmp = async {
+            if !self.site.icmp {
+                return None;
+            }
+            let (count, interval) = (self.icmp.count, self.icmp.interval);
+            // A socket that cannot be opened is logged once by the pingers.
+            self.pingers
+                .round(target.ip(), source, count, interval, wait)
+                .await
+                .ok()
+        };
+        let tcp = async {
+            if !tcp_runs {
+                return None;
+            }
+            let (count, interval) = (self.tcp.count, self.tcp.interval);
+            match tcp::round(target, source, count, interval, wait).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::debug!(site = %self.site.name, %target, error = %e, "TCP handshakes cannot run");
+                    None
+                }
+            }
+        };
+        tokio::join!(icmp, tcp)
     }
+}
+
+/// The `address` label of a target.
+fn label(site: &Site, address: Option<&Address>) -> String {
+    match address {
+        Some(a) => a.to_string(),
+        None => site.host().to_owned(),
+    }
+}
+
+fn find<'a>(round: &'a SiteResult, path: Path, label: &str) -> Option<&'a TargetResult> {
+    round
+        .targets
+        .iter()
+        .find(|t| t.path == path && t.address == label)
+}
+
+/// Everything a round decides from all its probes at once, and from the
+/// state the previous round left.
+fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult {
+    let mut targets: Vec<TargetResult> = probed
+        .into_iter()
+        .map(|p| {
+            let before = previous.and_then(|r| find(r, p.path, &p.label));
+            let was_silent = before.is_some_and(|t| t.icmp_silent);
+            let mut t = TargetResult {
+                path: p.path,
+                address: p.label,
+                icmp_silent: false,
+                forwarding_failure: false,
+                admission: before.map(|t| t.admission).unwrap_or_default(),
+                totals: before.map(|t| t.totals).unwrap_or_default(),
+                http: p.http,
+                icmp: p.icmp,
+                tcp: p.tcp,
+            };
+            t.icmp_silent = icmp_silent(&t, was_silent);
+            t
+        })
+        .collect();
+
+    let site_worked = targets
+        .iter()
+        .any(|t| t.path == Path::Proxy && t.http.success());
+    let flags: Vec<bool> = targets
+        .iter()
+        .map(|t| t.path == Path::Proxy && diagnosis::forwarding_failure(t, &targets))
+        .collect();
+    for (t, flag) in targets.iter_mut().zip(flags) {
+        t.forwarding_failure = flag;
+        if t.path == Path::Origin {
+            t.admission = t.admission.next(t.http.success(), site_worked);
+        }
+        count(t);
+    }
+    SiteResult {
+        forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failure),
+        targets,
+        finished: SystemTime::now(),
+    }
+}
+
+/// An address is ICMP-silent when no echo came back while other packets to
+/// it did (the HTTP probe connected, or a handshake was answered), and it
+/// stays so until an echo reply comes back. A path that carries nothing at
+/// all is down, which says nothing about ICMP.
+fn icmp_silent(t: &TargetResult, was_silent: bool) -> bool {
+    match t.icmp {
+        // ICMP did not run: nothing new about it.
+        None => was_silent,
+        Some(icmp) if icmp.received > 0 => false,
+        Some(_) => was_silent || t.http.reached() || t.tcp.is_some_and(|r| r.received > 0),
+    }
+}
+
+fn count(t: &mut TargetResult) {
+    let echoes = t.path_echoes().copied().filter(|e| e.received > 0);
+    let totals: &mut Totals = &mut t.totals;
+    totals.probes += 1;
+    totals.probe_failures += u64::from(!t.http.success());
+    totals.forwarding_failures += u64::from(t.forwarding_failure);
+    if let Some(e) = echoes {
+        totals.path_echoes_sent += u64::from(e.sent);
+        totals.path_echoes_lost += u64::from(e.sent - e.received);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{ErrorKind, Phases};
+
+    fn http(error: Option<ErrorKind>) -> HttpOutcome {
+        HttpOutcome {
+            resolved: None,
+            status: error.is_none().then_some(200),
+            phases: Phases::default(),
+            duration: Duration::from_millis(5),
+            error,
+            detail: None,
+        }
+    }
+
+    fn echoes(sent: u32, received: u32) -> Option<EchoRound> {
+        Some(EchoRound {
+            sent,
+            received,
+            rtt: None,
+        })
+    }
+
+    fn probed(path: Path, error: Option<ErrorKind>, icmp: Option<EchoRound>) -> Probed {
+        Probed {
+            path,
+            label: path.as_str().into(),
+            http: http(error),
+            icmp,
+            tcp: None,
+        }
+    }
+
+    #[test]
+    fn an_address_that_drops_echoes_but_serves_is_silent_until_it_answers() {
+        let r1 = judge_round(
+            vec![
+                probed(Path::Proxy, None, echoes(10, 0)),
+                probed(Path::Origin, None, echoes(10, 10)),
+            ],
+            None,
+        );
+        assert!(r1.targets[0].icmp_silent);
+        assert!(!r1.targets[1].icmp_silent);
+        // Silent: its echoes judge nothing, so nothing is counted as lost.
+        assert_eq!(r1.targets[0].totals.path_echoes_lost, 0);
+        assert_eq!(r1.targets[1].totals.path_echoes_sent, 10);
+
+        // Down now (no connect, no echo): still silent, not newly lossy.
+        let r2 = judge_round(
+            vec![
+                probed(Path::Proxy, Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
+                probed(Path::Origin, None, echoes(10, 10)),
+            ],
+            Some(&r1),
+        );
+        assert!(r2.targets[0].icmp_silent);
+        // One echo reply ends it.
+        let r3 = judge_round(
+            vec![
+                probed(Path::Proxy, None, echoes(10, 1)),
+                probed(Path::Origin, None, echoes(10, 10)),
+            ],
+            Some(&r2),
+        );
+        assert!(!r3.targets[0].icmp_silent);
+        assert_eq!(r3.targets[0].totals.path_echoes_lost, 9);
+        assert_eq!(r3.targets[0].totals.probes, 3);
+        assert_eq!(r3.targets[0].totals.probe_failures, 1);
+    }
+
+    #[test]
+    fn a_path_that_carries_nothing_is_not_counted_as_loss() {
+        let r = judge_round(
+            vec![
+                probed(Path::Proxy, None, echoes(10, 10)),
+                probed(Path::Origin, Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
+            ],
+            None,
+        );
+        assert!(!r.targets[1].icmp_silent);
+        assert_eq!(r.targets[1].totals.path_echoes_sent, 0);
+    }
+
+    #[test]
+    fn an_origin_that_never_answers_us_while_the_site_works_refuses_us() {
+        let mut last = None;
+        for round in 1..=REFUSED_ROUNDS {
+            let r = judge_round(
+                vec![
+                    probed(Path::Proxy, None, None),
+                    probed(Path::Origin, Some(ErrorKind::ConnectTimeout), None),
+                ],
+                last.as_ref(),
+            );
+            assert_eq!(
+                r.targets[1].admission.refused,
+                round == REFUSED_ROUNDS,
+                "round {round}"
+            );
+            last = Some(r);
+        }
+        // The site breaks too: still refused, held until a direct answer.
+        let r = judge_round(
+            vec![
+                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
+                probed(Path::Origin, Some(ErrorKind::ConnectTimeout), None),
+            ],
+            last.as_ref(),
+        );
+        assert!(r.targets[1].admission.refused);
+        let r = judge_round(
+            vec![
+                probed(Path::Proxy, None, None),
+                probed(Path::Origin, None, None),
+            ],
+            Some(&r),
+        );
+        assert!(!r.targets[1].admission.refused);
+        assert!(r.targets[1].admission.ever_answered);
+    }
+
+    #[test]
+    fn an_origin_that_answered_before_and_dies_with_the_site_is_not_refusing() {
+        let ok = judge_round(
+            vec![
+                probed(Path::Proxy, None, None),
+                probed(Path::Origin, None, None),
+            ],
+            None,
+        );
+        let mut last = ok;
+        // The origin dies; the proxy fails with it, now and then working
+        // (another origin, a retry): never a refusal.
+        for i in 0..30 {
+            let proxy = if i % 2 == 0 {
+                None
+            } else {
+                Some(ErrorKind::HttpStatus)
+            };
+            last = judge_round(
+                vec![
+                    probed(Path::Proxy, proxy, None),
+                    probed(Path::Origin, Some(ErrorKind::ConnectRefused), None),
+                ],
+                Some(&last),
+            );
+            assert!(!last.targets[1].admission.refused, "round {i}");
+        }
+    }
+
+    const REFUSED_ROUNDS: u32 = crate::results::REFUSED_AFTER_ROUNDS;
 }

@@ -80,7 +80,9 @@ impl Scheduler {
                     site: site.clone(),
                     tls,
                     icmp: config.probe.icmp.clone(),
+                    tcp: config.probe.tcp.clone(),
                     pingers: Arc::clone(&pingers),
+                    tcp_always: false,
                 }),
                 results: Arc::clone(&results),
                 icmp_up: icmp_up.clone(),
@@ -118,9 +120,13 @@ impl SiteRunner {
         let site = &self.prober.site;
         let mut ticker = tokio::time::interval_at(first, site.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The last round, from before a reload too: its per-target state
+        // (ICMP silence, admission, counters) carries over.
+        let mut previous = self.results.site(&site.name).map(|e| e.result.clone());
         loop {
             ticker.tick().await;
-            let result = self.prober.round().await;
+            let result = self.prober.round(previous.as_ref()).await;
+            previous = Some(result.clone());
             if let (Some(up), true) = (&self.icmp_up, site.icmp) {
                 up.set(i64::from(self.prober.pingers.healthy()));
             }

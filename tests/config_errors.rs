@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use badgateway_exporter::config::Path as ProbePath;
 use badgateway_exporter::config::*;
 
 /// The start of a valid site, used by the cases that break one key.
@@ -384,6 +385,36 @@ fn cases() -> Vec<Case> {
             &["sites[0].source_address", "\"198.51.100.20:80\"", "IP address"],
         ),
         case(
+            "bad origin source address",
+            site_with("    origin_source_address: eth0\n"),
+            Some((5, 28)),
+            &["sites[0].origin_source_address", "\"eth0\"", "IP address"],
+        ),
+        case(
+            "unsupported origin scheme",
+            site_with("    origin_scheme: ftp\n"),
+            Some((5, 20)),
+            &["sites[0].origin_scheme", "\"ftp\"", "http or https"],
+        ),
+        case(
+            "origin port out of range",
+            site_with("    origin_port: 70000\n"),
+            Some((5, 18)),
+            &["sites[0].origin_port", "70000", "1-65535"],
+        ),
+        case(
+            "origin port zero",
+            site_with("    origin_port: 0\n"),
+            Some((5, 18)),
+            &["sites[0].origin_port", "port 0"],
+        ),
+        case(
+            "tcp count out of range",
+            "probe:\n  tcp: {count: 0}\n",
+            Some((2, 16)),
+            &["probe.tcp.count", "out of range"],
+        ),
+        case(
             "unsupported method",
             site_with("    method: POST\n"),
             Some((5, 13)),
@@ -655,10 +686,15 @@ fn full_example_values() {
         ProbeDefaults {
             interval: Duration::from_secs(20),
             timeout: Duration::from_secs(4),
-            icmp: IcmpSettings {
+            icmp: EchoSettings {
                 enabled: false,
                 count: 5,
                 interval: Duration::from_secs(1),
+            },
+            tcp: EchoSettings {
+                enabled: true,
+                count: 4,
+                interval: Duration::from_millis(300),
             },
             body_limit_bytes: 131_072,
         }
@@ -704,6 +740,9 @@ fn full_example_values() {
             },
         ],
         source_address: Some("2001:db8::20".parse::<IpAddr>().unwrap()),
+        origin_source_address: Some("2001:db8::21".parse::<IpAddr>().unwrap()),
+        origin_scheme: Some(Scheme::Http),
+        origin_port: Some(8081),
         interval: Duration::from_secs(120),
         timeout: Duration::from_secs(90),
         follow_redirects: true,
@@ -724,6 +763,18 @@ fn full_example_values() {
     assert_eq!(shop, &expected_shop);
     assert_eq!(shop.host(), "www.example.com");
     assert_eq!(shop.port(), 8443);
+    // Straight to the origin: http on origin_port, unless the address has
+    // its own port; through the proxy: the url's https on 8443.
+    assert_eq!(shop.scheme_on(ProbePath::Origin), Scheme::Http);
+    assert_eq!(shop.scheme_on(ProbePath::Proxy), Scheme::Https);
+    assert_eq!(shop.port_on(ProbePath::Origin), 8081);
+    assert_eq!(shop.port_on(ProbePath::Proxy), 8443);
+    assert_eq!(
+        shop.origin[1]
+            .socket_addr(shop.port_on(ProbePath::Origin))
+            .port(),
+        8080
+    );
     assert!(shop.status_expected(301) && !shop.status_expected(404));
     assert_eq!(shop.proxy[3].to_string(), "[2001:db8::11]:9443");
 
@@ -742,6 +793,9 @@ fn full_example_values() {
         }]
     );
     assert_eq!(api.source_address, None);
+    assert_eq!(api.origin_source_address, None);
+    assert_eq!(api.scheme_on(ProbePath::Origin), Scheme::Http);
+    assert_eq!(api.port_on(ProbePath::Origin), 80);
     assert_eq!(api.interval, Duration::from_secs(20));
     assert_eq!(api.timeout, Duration::from_secs(4));
     assert!(!api.follow_redirects);
@@ -839,7 +893,7 @@ fn default_values() {
     assert_eq!(config.probe.timeout, Duration::from_secs(5));
     assert_eq!(
         config.probe.icmp,
-        IcmpSettings {
+        EchoSettings {
             enabled: true,
             count: 10,
             interval: Duration::from_millis(200),

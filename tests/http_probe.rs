@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use badgateway_exporter::config::{Config, Site};
+use badgateway_exporter::config::{Config, Path, Site};
 use badgateway_exporter::probe::http::{probe, Destination};
 use badgateway_exporter::probe::{ErrorKind, HttpOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,9 +56,15 @@ fn site(port: u16, extra: &str) -> Site {
         .remove(0)
 }
 
+/// Probe through the proxy path, pinned to the site's first origin address
+/// (where the test server listens).
 async fn run(site: &Site) -> HttpOutcome {
+    run_on(site, Path::Proxy).await
+}
+
+async fn run_on(site: &Site, path: Path) -> HttpOutcome {
     let tls = badgateway_exporter::tls::client_config(&site.tls).unwrap();
-    probe(site, Destination::Pinned(&site.origin[0]), &tls).await
+    probe(site, path, Destination::Pinned(&site.origin[0]), &tls).await
 }
 
 async fn reply(mut s: tokio::net::TcpStream, text: &'static str) {
@@ -203,5 +209,89 @@ async fn source_address_is_bound() {
         Some(ErrorKind::SourceAddress),
         "{:?}",
         out.detail
+    );
+}
+
+#[tokio::test]
+async fn source_address_binds_the_proxy_path_and_origin_source_address_the_origin_path() {
+    let (addr, peers) =
+        server(|s, _| reply(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")).await;
+    let both = "    source_address: 127.0.0.3\n    origin_source_address: 127.0.0.4\n";
+    let out = run_on(&site(addr.port(), both), Path::Origin).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    // The origin path never takes the proxy path's address by default: a
+    // prober on the proxy host binds that to a forwarding IP.
+    let only_proxy = "    source_address: 127.0.0.3\n";
+    let out = run_on(&site(addr.port(), only_proxy), Path::Origin).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    let peers: Vec<String> = peers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.ip().to_string())
+        .collect();
+    assert_eq!(peers, ["127.0.0.4", "127.0.0.1"]);
+}
+
+/// A site served over https at the proxy (here: nothing listens on the
+/// url's port) and plain http straight to the origin on another port: the
+/// origin probe speaks http to that port, with the url's host in Host.
+#[tokio::test]
+async fn origin_scheme_and_port_reach_a_plain_http_origin() {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&heads);
+    let (addr, _) = server(move |s, head| {
+        keep.lock().unwrap().push(head);
+        reply(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+    })
+    .await;
+    let yaml = format!(
+        "sites:\n  - name: s\n    url: https://www.example.com/health\n    origin: [127.0.0.1]\n    \
+         origin_scheme: http\n    origin_port: {}\n",
+        addr.port()
+    );
+    let site = Config::parse(yaml.as_bytes(), "t.yml")
+        .unwrap()
+        .sites
+        .remove(0);
+    let out = run_on(&site, Path::Origin).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    assert_eq!(out.phases.tls, None, "no TLS to a plain http origin");
+    let head = heads.lock().unwrap()[0].clone();
+    assert!(head.starts_with("GET /health HTTP/1.1\r\n"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nhost: www.example.com\r\n"),
+        "Host stays the url's host, without the origin port: {head}"
+    );
+    // The proxy path keeps the url's scheme and port: https on 443 here,
+    // where nothing listens.
+    let out = run_on(&site, Path::Proxy).await;
+    assert_eq!(
+        out.error,
+        Some(ErrorKind::ConnectRefused),
+        "{:?}",
+        out.detail
+    );
+
+    // origin_scheme alone takes that scheme's default port.
+    let yaml = "sites:\n  - name: s\n    url: https://www.example.com/\n    origin: [127.0.0.1]\n    origin_scheme: http\n";
+    let site = Config::parse(yaml.as_bytes(), "t.yml")
+        .unwrap()
+        .sites
+        .remove(0);
+    assert_eq!(site.port_on(Path::Origin), 80);
+    assert_eq!(site.port_on(Path::Proxy), 443);
+    // An address's own port wins over origin_port.
+    let yaml = "sites:\n  - name: s\n    url: http://www.example.com/\n    origin: [\"127.0.0.1:81\"]\n    origin_port: 8080\n";
+    let site = Config::parse(yaml.as_bytes(), "t.yml")
+        .unwrap()
+        .sites
+        .remove(0);
+    assert_eq!(
+        site.origin[0]
+            .socket_addr(site.port_on(Path::Origin))
+            .port(),
+        81
     );
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use badgateway_exporter::config::Config;
+use badgateway_exporter::config::{Config, Path};
 use badgateway_exporter::probe::http::{probe, Destination};
 use badgateway_exporter::probe::ErrorKind;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
@@ -118,7 +118,13 @@ fn site(port: u16, tls: &str) -> badgateway_exporter::config::Site {
 
 async fn run(site: &badgateway_exporter::config::Site) -> badgateway_exporter::probe::HttpOutcome {
     let tls = badgateway_exporter::tls::client_config(&site.tls).unwrap();
-    probe(site, Destination::Pinned(&site.origin[0]), &tls).await
+    probe(
+        site,
+        Path::Origin,
+        Destination::Pinned(&site.origin[0]),
+        &tls,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -170,4 +176,29 @@ async fn insecure_skip_verify_accepts_any_certificate() {
     let out = run(&site(addr.port(), "{insecure_skip_verify: true}")).await;
     assert_eq!(out.error, None, "{:?}", out.detail);
     assert_eq!(out.status, Some(200));
+}
+
+/// An http url whose origin is asked over https on its own port: TLS with
+/// the url's host as SNI, and the url's host (no port) in Host.
+#[tokio::test]
+async fn origin_scheme_https_under_an_http_url_keeps_sni_and_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, cert, key) = certificates(dir.path());
+    let (addr, seen) = server(cert, key).await;
+    let yaml = format!(
+        "sites:\n  - name: secure\n    url: http://{DOMAIN}/\n    origin: [127.0.0.1]\n    \
+         origin_scheme: https\n    origin_port: {}\n    tls: {{ca_file: {}}}\n",
+        addr.port(),
+        ca_file.display()
+    );
+    let s = Config::parse(yaml.as_bytes(), "test.yml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .sites
+        .remove(0);
+    let out = run(&s).await;
+    assert_eq!(out.error, None, "{:?}", out.detail);
+    assert!(out.phases.tls.is_some());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.sni.as_deref(), Some(DOMAIN));
+    assert_eq!(seen.host.as_deref(), Some(DOMAIN));
 }

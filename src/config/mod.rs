@@ -23,7 +23,6 @@ mod validate;
 mod values;
 
 use std::io::Read;
-use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, ParseValueError};
 pub use types::*;
@@ -36,7 +35,7 @@ pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
 
 impl Config {
     /// Reads and validates the config file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
         let file_name = path.display().to_string();
         let fail = |message: String| ConfigErrors(vec![file_error(&file_name, None, message)]);
         let file =

@@ -27,12 +27,13 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with the keys `interval`, `timeout`, `icmp` and `body_limit_bytes`"
+    expecting = "a mapping with the keys `interval`, `timeout`, `icmp`, `tcp` and `body_limit_bytes`"
 )]
 pub(crate) struct RawProbe {
     pub interval: Option<String>,
     pub timeout: Option<String>,
-    pub icmp: Option<RawIcmp>,
+    pub icmp: Option<RawEchoes>,
+    pub tcp: Option<RawEchoes>,
     // Signed so that a negative number is a range error with a position,
     // not a serde type error that hides every other problem.
     pub body_limit_bytes: Option<i64>,
@@ -43,7 +44,7 @@ pub(crate) struct RawProbe {
     deny_unknown_fields,
     expecting = "a mapping with the keys `enabled`, `count` and `interval`"
 )]
-pub(crate) struct RawIcmp {
+pub(crate) struct RawEchoes {
     pub enabled: Option<bool>,
     pub count: Option<i64>,
     pub interval: Option<String>,
@@ -63,6 +64,10 @@ pub(crate) struct RawSite {
     // field, so both `200` and "200-399" arrive here as text.
     pub expect_status: Option<Vec<String>>,
     pub source_address: Option<String>,
+    pub origin_source_address: Option<String>,
+    pub origin_scheme: Option<String>,
+    // Signed for the same reason as body_limit_bytes.
+    pub origin_port: Option<i64>,
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub follow_redirects: Option<bool>,

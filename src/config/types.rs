@@ -42,7 +42,11 @@ pub struct Config {
 pub struct ProbeDefaults {
     pub interval: Duration,
     pub timeout: Duration,
-    pub icmp: IcmpSettings,
+    /// ICMP echoes to every address.
+    pub icmp: EchoSettings,
+    /// TCP handshakes to the web port, where ICMP cannot measure the path
+    /// (an address that never answers echoes, ICMP off or unavailable).
+    pub tcp: EchoSettings,
     pub body_limit_bytes: usize,
 }
 
@@ -51,24 +55,27 @@ impl Default for ProbeDefaults {
         ProbeDefaults {
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_TIMEOUT,
-            icmp: IcmpSettings::default(),
+            icmp: EchoSettings::default(),
+            tcp: EchoSettings::default(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
         }
     }
 }
 
+/// A round of echoes (ICMP echo requests, or TCP handshakes) to one
+/// address: how many, and how far apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IcmpSettings {
+pub struct EchoSettings {
     pub enabled: bool,
-    /// Echo requests per round, 1..=1000.
+    /// Echoes per round, 1..=1000.
     pub count: u32,
-    /// Gap between two echo requests.
+    /// Gap between two echoes.
     pub interval: Duration,
 }
 
-impl Default for IcmpSettings {
+impl Default for EchoSettings {
     fn default() -> Self {
-        IcmpSettings {
+        EchoSettings {
             enabled: true,
             count: DEFAULT_ICMP_COUNT,
             interval: DEFAULT_ICMP_INTERVAL,
@@ -89,7 +96,18 @@ pub struct Site {
     pub origin: Vec<Address>,
     /// Never empty.
     pub expect_status: Vec<StatusRange>,
+    /// The local address probes through the proxy leave from.
     pub source_address: Option<IpAddr>,
+    /// The local address probes straight to the origin leave from; never
+    /// `source_address` unless configured so, because a prober on the proxy
+    /// host binds that to a forwarding IP, which a block would also hit.
+    pub origin_source_address: Option<IpAddr>,
+    /// The scheme straight to the origin; `None` means the url's.
+    pub origin_scheme: Option<Scheme>,
+    /// The port straight to the origin (an address's own port wins); `None`
+    /// means the url's port, or the origin scheme's default port when that
+    /// scheme differs from the url's.
+    pub origin_port: Option<u16>,
     /// The site's `interval`, or `probe.interval`.
     pub interval: Duration,
     /// The site's `timeout`, or `probe.timeout`; never above `interval`.
@@ -121,9 +139,98 @@ impl Site {
         self.url.port_or_known_default().unwrap_or(80)
     }
 
+    /// The url's scheme.
+    pub fn scheme(&self) -> Scheme {
+        if self.url.scheme() == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }
+    }
+
+    /// The scheme a probe on `path` speaks.
+    pub fn scheme_on(&self, path: Path) -> Scheme {
+        match path {
+            Path::Proxy => self.scheme(),
+            Path::Origin => self.origin_scheme.unwrap_or(self.scheme()),
+        }
+    }
+
+    /// The port a probe on `path` connects to when the address gives none.
+    pub fn port_on(&self, path: Path) -> u16 {
+        match path {
+            Path::Proxy => self.port(),
+            Path::Origin => match (self.origin_port, self.origin_scheme) {
+                (Some(port), _) => port,
+                (None, Some(scheme)) if scheme != self.scheme() => scheme.default_port(),
+                (None, _) => self.port(),
+            },
+        }
+    }
+
+    /// The local address probes on `path` are bound to, if any.
+    pub fn source_on(&self, path: Path) -> Option<IpAddr> {
+        match path {
+            Path::Proxy => self.source_address,
+            Path::Origin => self.origin_source_address,
+        }
+    }
+
     /// Whether a response status counts as success for this site.
     pub fn status_expected(&self, code: u16) -> bool {
         self.expect_status.iter().any(|range| range.contains(code))
+    }
+}
+
+/// Which way a probe reaches the site: through the protecting proxy, or
+/// straight to the origin with the site's host pinned to the origin address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Path {
+    Proxy,
+    Origin,
+}
+
+impl Path {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Proxy => "proxy",
+            Path::Origin => "origin",
+        }
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// http or https.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

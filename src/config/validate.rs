@@ -10,7 +10,7 @@ use humantime::format_duration;
 
 use super::error::{quote, ConfigError, ConfigErrors};
 use super::position::{Pos, PosIndex, YamlPath};
-use super::raw::{RawAccessLog, RawAgent, RawConfig, RawIcmp, RawProbe, RawSite, RawTls};
+use super::raw::{RawAccessLog, RawAgent, RawConfig, RawEchoes, RawProbe, RawSite, RawTls};
 use super::types::*;
 use super::values;
 
@@ -147,7 +147,8 @@ impl Validator<'_> {
             defaults: ProbeDefaults {
                 interval: interval.flatten().unwrap_or(DEFAULT_INTERVAL),
                 timeout: timeout.flatten().unwrap_or(DEFAULT_TIMEOUT),
-                icmp: self.icmp(&path.key("icmp"), raw.icmp.unwrap_or_default()),
+                icmp: self.echoes(&path.key("icmp"), raw.icmp.unwrap_or_default()),
+                tcp: self.echoes(&path.key("tcp"), raw.tcp.unwrap_or_default()),
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             },
             interval_ok: interval != Some(None),
@@ -194,8 +195,8 @@ impl Validator<'_> {
         probe
     }
 
-    fn icmp(&mut self, path: &YamlPath, raw: RawIcmp) -> IcmpSettings {
-        let mut icmp = IcmpSettings::default();
+    fn echoes(&mut self, path: &YamlPath, raw: RawEchoes) -> EchoSettings {
+        let mut icmp = EchoSettings::default();
         if let Some(enabled) = raw.enabled {
             icmp.enabled = enabled;
         }
@@ -204,9 +205,7 @@ impl Validator<'_> {
                 Ok(n) if (1..=MAX_ICMP_COUNT).contains(&count) => icmp.count = n,
                 _ => self.error(
                     &path.key("count"),
-                    format!(
-                        "{count} is out of range; expected 1 to {MAX_ICMP_COUNT} echo requests"
-                    ),
+                    format!("{count} is out of range; expected 1 to {MAX_ICMP_COUNT} per round"),
                 ),
             }
         }
@@ -302,18 +301,32 @@ impl Validator<'_> {
             }
         };
         let expect_status = self.expect_status(&path.key("expect_status"), raw.expect_status);
-        let source_address = match raw.source_address {
+        let source_address = self.source_address(&path.key("source_address"), raw.source_address);
+        let origin_source_address = self.source_address(
+            &path.key("origin_source_address"),
+            raw.origin_source_address,
+        );
+        let origin_scheme = match raw.origin_scheme.as_deref() {
             None => Some(None),
-            Some(text) => match text.parse::<IpAddr>() {
-                Ok(ip) => Some(Some(ip)),
-                Err(_) => {
-                    self.error(
-                        &path.key("source_address"),
-                        format!(
-                            "invalid source address {}: expected an IP address of this host, e.g. 198.51.100.20 or 2001:db8::20",
-                            quote(&text)
-                        ),
-                    );
+            Some("http") => Some(Some(Scheme::Http)),
+            Some("https") => Some(Some(Scheme::Https)),
+            Some(other) => {
+                self.error(
+                    &path.key("origin_scheme"),
+                    format!(
+                        "unsupported origin scheme {}; expected http or https",
+                        quote(other)
+                    ),
+                );
+                None
+            }
+        };
+        let origin_port = match raw.origin_port {
+            None => Some(None),
+            Some(n) => match values::port_integer(n) {
+                Ok(port) => Some(Some(port)),
+                Err(why) => {
+                    self.error(&path.key("origin_port"), why);
                     None
                 }
             },
@@ -341,6 +354,9 @@ impl Validator<'_> {
             origin: origin?,
             expect_status: expect_status?,
             source_address: source_address?,
+            origin_source_address: origin_source_address?,
+            origin_scheme: origin_scheme?,
+            origin_port: origin_port?,
             interval: interval?,
             timeout: timeout?,
             follow_redirects: raw.follow_redirects.unwrap_or(false),
@@ -351,6 +367,27 @@ impl Validator<'_> {
             icmp: raw.icmp.unwrap_or(probe.defaults.icmp.enabled),
             body_limit_bytes: probe.defaults.body_limit_bytes,
         })
+    }
+
+    /// An optional local address to bind: `Some(None)` when not set, `None`
+    /// when invalid (reported).
+    fn source_address(&mut self, path: &YamlPath, text: Option<String>) -> Option<Option<IpAddr>> {
+        let Some(text) = text else {
+            return Some(None);
+        };
+        match text.parse::<IpAddr>() {
+            Ok(ip) => Some(Some(ip)),
+            Err(_) => {
+                self.error(
+                    path,
+                    format!(
+                        "invalid source address {}: expected an IP address of this host, e.g. 198.51.100.20 or 2001:db8::20",
+                        quote(&text)
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn site_name(

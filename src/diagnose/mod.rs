@@ -48,7 +48,12 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
             .map_err(|e| DiagnoseError::Input(e.to_string()))?;
         let progress = report::Progress::start(&site, request.json);
         let prober = Arc::new(SiteProber {
-            icmp: crate::config::IcmpSettings {
+            icmp: crate::config::EchoSettings {
+                enabled: true,
+                count: request.count,
+                interval: Duration::from_millis(200),
+            },
+            tcp: crate::config::EchoSettings {
                 enabled: true,
                 count: request.count,
                 interval: Duration::from_millis(200),
@@ -56,8 +61,10 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
             site,
             tls,
             pingers: Arc::new(Pingers::new()),
+            tcp_always: true,
         });
-        let (round, agent) = tokio::join!(prober.round(), fetch_agent(request.agent.as_deref()));
+        let (round, agent) =
+            tokio::join!(prober.round(None), fetch_agent(request.agent.as_deref()));
         progress.finish();
         let agent_evidence = agent.as_ref().ok();
         let verdict = verdict::judge(&round, agent_evidence);

@@ -16,7 +16,7 @@ pub mod verdict;
 use std::time::Duration;
 
 use crate::probe::{ErrorKind, HttpOutcome, Path};
-use crate::results::TargetResult;
+use crate::results::{SiteResult, TargetResult};
 
 /// Statuses a proxy uses when its upstream did not answer in time
 /// (nginx 504; CDNs' 522 connection timed out and 524 a timeout occurred).
@@ -59,48 +59,70 @@ pub fn proxy_failure(outcome: &HttpOutcome) -> Option<ProxyFailure> {
         | ErrorKind::ConnectRefused
         | ErrorKind::ConnectTimeout
         | ErrorKind::Unreachable
+        | ErrorKind::NoRoute
         | ErrorKind::Tls => ProxyFailure::ProxyUnreachable,
     })
 }
 
-/// True when, in one round, every proxy probe failed in a way only the
-/// proxy→origin hop explains, while every origin address, probed straight,
-/// answered well and faster than the slowness that could explain a proxy
-/// time-out. An origin address that fails by itself is the likelier
-/// explanation of the proxy's failure, so it rules the flag out.
-pub fn forwarding_ip_blocked(proxy: &[HttpOutcome], origin: &[HttpOutcome]) -> bool {
-    if origin.is_empty() || !origin.iter().all(HttpOutcome::success) {
-        return false;
-    }
-    let slowest_origin: Duration = origin.iter().map(|o| o.duration).max().unwrap_or_default();
-    !proxy.is_empty()
-        && proxy.iter().all(|p| match proxy_failure(p) {
-            Some(ProxyFailure::Gateway) => true,
-            Some(ProxyFailure::UpstreamTimeout) => {
-                slowest_origin.as_secs_f64() < SLOWNESS_SHARE * p.duration.as_secs_f64()
-            }
-            _ => false,
-        })
+/// True when this proxy address's probe failed in a way only the
+/// proxy→origin hop explains, while every origin address, probed straight
+/// in the same round, answered well and faster than the slowness that
+/// could explain a proxy time-out. An origin address that fails by itself
+/// is the likelier explanation of the proxy's failure, so it rules the
+/// flag out; so does loss on the path to this proxy address, which also
+/// makes the proxy time out or reset while the origin answers.
+pub fn forwarding_failure(proxy: &TargetResult, round: &[TargetResult]) -> bool {
+    let origins: Vec<&HttpOutcome> = round
+        .iter()
+        .filter(|t| t.path == Path::Origin)
+        .map(|t| &t.http)
+        .collect();
+    let lossy = proxy
+        .path_echoes()
+        .is_some_and(|e| e.received > 0 && e.loss_ratio() > verdict::LOSS_THRESHOLD);
+    !lossy && fails_at_forwarding_hop(&proxy.http, &origins)
 }
 
-/// The flag for one round of probes. Loss on the path to the proxy also
-/// makes the proxy time out or reset while the origin answers; a blocked
-/// forwarding IP leaves that path alone. So the flag needs the proxy path
-/// to be clean too.
-pub fn forwarding_ip_blocked_in(targets: &[TargetResult]) -> bool {
-    let http = |p: Path| -> Vec<HttpOutcome> {
-        targets
-            .iter()
-            .filter(|t| t.path == p)
-            .map(|t| t.http.clone())
-            .collect()
-    };
-    let lossy_proxy = targets.iter().any(|t| {
-        t.path == Path::Proxy
-            && t.icmp
-                .is_some_and(|i| i.loss_ratio() > verdict::LOSS_THRESHOLD)
-    });
-    !lossy_proxy && forwarding_ip_blocked(&http(Path::Proxy), &http(Path::Origin))
+/// Addresses that must all go silent at once, when the failures are not
+/// this host's own, before the prober blames its own network: a proxy and
+/// an origin both down is a site's outage; three addresses and more, all
+/// the sites this prober watches, is the prober.
+pub const CUT_OFF_ADDRESSES: usize = 3;
+
+/// This prober's own network is cut off: in the latest round of every site
+/// nothing came back from any address, and every failure was this host's
+/// own (no route out, no name resolution, no source address), or at least
+/// [`CUT_OFF_ADDRESSES`] different addresses went silent together.
+pub fn vantage_cut_off<'a>(rounds: impl IntoIterator<Item = &'a SiteResult>) -> bool {
+    let mut any = false;
+    let mut all_local = true;
+    let mut addresses = std::collections::HashSet::new();
+    for round in rounds {
+        if round.reached_anything() {
+            return false;
+        }
+        any = true;
+        all_local &= round.failed_locally();
+        if addresses.len() < CUT_OFF_ADDRESSES {
+            addresses.extend(round.targets.iter().map(|t| t.address.as_str()));
+        }
+    }
+    any && (all_local || addresses.len() >= CUT_OFF_ADDRESSES)
+}
+
+/// The HTTP part of [`forwarding_failure`].
+pub fn fails_at_forwarding_hop(proxy: &HttpOutcome, origins: &[&HttpOutcome]) -> bool {
+    if origins.is_empty() || !origins.iter().all(|o| o.success()) {
+        return false;
+    }
+    let slowest_origin: Duration = origins.iter().map(|o| o.duration).max().unwrap_or_default();
+    match proxy_failure(proxy) {
+        Some(ProxyFailure::Gateway) => true,
+        Some(ProxyFailure::UpstreamTimeout) => {
+            slowest_origin.as_secs_f64() < SLOWNESS_SHARE * proxy.duration.as_secs_f64()
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +148,11 @@ mod tests {
     }
     fn failed(kind: ErrorKind, ms: u64) -> HttpOutcome {
         outcome(None, Some(kind), ms)
+    }
+    /// Every proxy probe fails at the forwarding hop.
+    fn forwarding_ip_blocked(proxy: &[HttpOutcome], origin: &[HttpOutcome]) -> bool {
+        let origin: Vec<&HttpOutcome> = origin.iter().collect();
+        !proxy.is_empty() && proxy.iter().all(|p| fails_at_forwarding_hop(p, &origin))
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub enum Cause {
     ForwardingIpBlocked,
     OriginAbnormal,
     NetworkLinkage,
+    /// Not the site: the prober's own view (its network is cut off).
+    Exporter,
 }
 
 impl Cause {
@@ -71,6 +73,7 @@ impl Cause {
             Cause::ForwardingIpBlocked => "forwarding_ip_blocked",
             Cause::OriginAbnormal => "origin_abnormal",
             Cause::NetworkLinkage => "network_linkage",
+            Cause::Exporter => "exporter",
         }
     }
 }
@@ -140,19 +143,54 @@ fn describe(t: &TargetResult) -> String {
     )
 }
 
+/// The loss on the path to `t`, from the echoes that measure it (ICMP, or
+/// TCP handshakes for an ICMP-silent address); `None` when none came back
+/// at all: a path that carries nothing is down or filtered, not lossy.
 fn loss(t: &TargetResult) -> Option<f64> {
-    t.icmp.map(|i| i.loss_ratio())
+    t.path_echoes()
+        .filter(|e| e.received > 0)
+        .map(|e| e.loss_ratio())
+}
+
+/// What measured the path to `t`, for the evidence.
+fn echo_kind(t: &TargetResult) -> &'static str {
+    match (&t.icmp, t.icmp_silent) {
+        (Some(_), false) => "ICMP",
+        _ => "TCP handshakes",
+    }
 }
 
 /// Judge one round; `agent` adds what the origin's agent saw.
 pub fn judge(round: &SiteResult, agent: Option<&AgentEvidence>) -> Verdict {
     let mut v = Verdict::default();
+    if round.failed_locally() {
+        // Nothing left this host: no route, no name resolution, no source
+        // address. That is this prober's network, and says nothing of the
+        // site.
+        v.findings.push(Finding {
+            cause: Cause::Exporter,
+            reason: "vantage_cut_off",
+            evidence: round.targets.iter().map(describe).collect(),
+        });
+        return v;
+    }
     let of = |p: Path| round.targets.iter().filter(move |t| t.path == p);
     let proxies: Vec<&TargetResult> = of(Path::Proxy).collect();
     let origins: Vec<&TargetResult> = of(Path::Origin).collect();
     let proxy_ok = !proxies.is_empty() && proxies.iter().all(|t| t.http.success());
-    let failed_origins: Vec<&&TargetResult> =
-        origins.iter().filter(|t| !t.http.success()).collect();
+    // An origin that refuses our direct probes while the site works (it
+    // admits only the forwarding ranges) says nothing about the origin.
+    let (refused, failed_origins): (Vec<&TargetResult>, Vec<&TargetResult>) = origins
+        .iter()
+        .copied()
+        .filter(|t| !t.http.success())
+        .partition(|t| t.admission.refused);
+    for t in &refused {
+        v.notes.push(format!(
+            "{}: this origin does not admit the prober's direct probes while the site works through the proxy (it admits only the forwarding ranges?): its failures say nothing about the origin; admit the prober's address, or run a prober on an allowed host",
+            describe(t)
+        ));
+    }
 
     if !proxy_ok {
         if !failed_origins.is_empty() {
@@ -160,11 +198,21 @@ pub fn judge(round: &SiteResult, agent: Option<&AgentEvidence>) -> Verdict {
             for t in &failed_origins {
                 v.findings.push(origin_failure(t));
             }
-        } else if round.forwarding_ip_blocked {
-            v.findings
-                .push(blocked_forwarding(&proxies, &origins, agent));
+        } else if !refused.is_empty() {
+            v.unexplained.push(
+                "the proxy fails and the origin cannot be probed straight from here: a blocked forwarding IP and a failing origin look the same from this prober (the origin agent tells them apart)".into(),
+            );
         } else {
-            for p in &proxies {
+            let blocked: Vec<&TargetResult> = proxies
+                .iter()
+                .copied()
+                .filter(|t| t.forwarding_failure)
+                .collect();
+            if !blocked.is_empty() {
+                v.findings
+                    .push(blocked_forwarding(&blocked, &origins, agent));
+            }
+            for p in proxies.iter().filter(|p| !p.forwarding_failure) {
                 explain_proxy_failure(p, &origins, &mut v);
             }
         }
@@ -192,16 +240,22 @@ pub fn judge(round: &SiteResult, agent: Option<&AgentEvidence>) -> Verdict {
 fn origin_failure(t: &TargetResult) -> Finding {
     let h = &t.http;
     let mut evidence = vec![describe(t)];
-    let loss = loss(t);
-    if let Some(l) = loss {
-        evidence.push(format!("ICMP loss to {}: {:.0}%", t.address, l * 100.0));
+    if let Some(l) = loss(t) {
+        evidence.push(format!(
+            "{} loss to {}: {:.0}%",
+            echo_kind(t),
+            t.address,
+            l * 100.0
+        ));
     }
     let reason = match h.error {
         Some(ErrorKind::ConnectRefused) => {
             evidence.push("the host answers but nothing accepts on the web port".into());
             "web_service_down"
         }
-        Some(ErrorKind::ConnectTimeout | ErrorKind::Unreachable) => "origin_unreachable",
+        Some(ErrorKind::ConnectTimeout | ErrorKind::Unreachable | ErrorKind::NoRoute) => {
+            "origin_unreachable"
+        }
         Some(ErrorKind::Timeout) => "origin_slow",
         Some(ErrorKind::HttpStatus) if h.status.is_some_and(|s| s >= 500) => "origin_http_errors",
         // A 4xx, a broken TLS setup, a reset: the origin answers wrongly.
@@ -254,9 +308,10 @@ fn blocked_forwarding(
 /// The proxy failed, the origin answered us, and the forwarding flag is
 /// off: slowness, or the proxy itself.
 fn explain_proxy_failure(p: &TargetResult, origins: &[&TargetResult], v: &mut Verdict) {
-    // Partial loss on the path to the proxy explains its failure, and
-    // network() says so. Total loss is the proxy unreachable, said below.
-    if loss(p).is_some_and(|l| l > LOSS_THRESHOLD && l < 1.0) {
+    // Loss on the path to the proxy explains its failure, and network()
+    // says so. A path that carries nothing is the proxy unreachable, said
+    // below.
+    if loss(p).is_some_and(|l| l > LOSS_THRESHOLD) {
         return;
     }
     match proxy_failure(&p.http) {
@@ -292,35 +347,36 @@ fn explain_proxy_failure(p: &TargetResult, origins: &[&TargetResult], v: &mut Ve
     }
 }
 
-/// Loss and jitter on each path.
+/// Loss and jitter on each path, from the echoes that measure it.
 fn network(round: &SiteResult, v: &mut Verdict) {
     for t in &round.targets {
-        let Some(icmp) = t.icmp else { continue };
-        let l = icmp.loss_ratio();
-        // Total loss with a failed connection is an unreachable host, which
-        // the origin or proxy finding already says.
-        if l > LOSS_THRESHOLD && (l < 1.0 || t.http.success()) {
+        let Some(echoes) = t.path_echoes() else {
+            continue;
+        };
+        if loss(t).is_some_and(|l| l > LOSS_THRESHOLD) {
             v.findings.push(Finding {
                 cause: Cause::NetworkLinkage,
                 reason: "packet_loss",
                 evidence: vec![format!(
-                    "ICMP to {} {} lost {} of {} echoes ({:.0}%)",
+                    "{} to {} {} lost {} of {} ({:.0}%)",
+                    echo_kind(t),
                     t.path,
                     t.address,
-                    icmp.sent - icmp.received,
-                    icmp.sent,
-                    l * 100.0
+                    echoes.sent - echoes.received,
+                    echoes.sent,
+                    echoes.loss_ratio() * 100.0
                 )],
             });
         }
-        if let Some(rtt) = icmp.rtt {
+        if let Some(rtt) = echoes.rtt {
             let jitter = rtt.stddev.as_secs_f64();
             if jitter > JITTER_THRESHOLD_SECONDS {
                 v.findings.push(Finding {
                     cause: Cause::NetworkLinkage,
                     reason: "jitter",
                     evidence: vec![format!(
-                        "ICMP to {} {}: round trip {:.1} ms on average, {:.1} ms standard deviation",
+                        "{} to {} {}: round trip {:.1} ms on average, {:.1} ms standard deviation",
+                        echo_kind(t),
                         t.path,
                         t.address,
                         rtt.avg.as_secs_f64() * 1000.0,
@@ -434,7 +490,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::probe::{HttpOutcome, IcmpOutcome, Phases, RttStats};
+    use crate::probe::{EchoRound, HttpOutcome, Phases, RttStats};
 
     fn target(path: Path, status: Option<u16>, error: Option<ErrorKind>, ms: u64) -> TargetResult {
         TargetResult {
@@ -451,11 +507,16 @@ mod tests {
                 error,
                 detail: None,
             },
-            icmp: Some(IcmpOutcome {
+            icmp: Some(EchoRound {
                 sent: 10,
                 received: 10,
                 rtt: RttStats::from_samples(&[Duration::from_millis(1); 10]),
             }),
+            tcp: None,
+            icmp_silent: false,
+            forwarding_failure: false,
+            admission: Default::default(),
+            totals: Default::default(),
         }
     }
     fn ok(path: Path, ms: u64) -> TargetResult {
@@ -467,9 +528,16 @@ mod tests {
     fn failed(path: Path, kind: ErrorKind, ms: u64) -> TargetResult {
         target(path, None, Some(kind), ms)
     }
-    fn round(targets: Vec<TargetResult>) -> SiteResult {
+    fn round(mut targets: Vec<TargetResult>) -> SiteResult {
+        let flags: Vec<bool> = targets
+            .iter()
+            .map(|t| t.path == Path::Proxy && super::super::forwarding_failure(t, &targets))
+            .collect();
+        for (t, f) in targets.iter_mut().zip(flags) {
+            t.forwarding_failure = f;
+        }
         SiteResult {
-            forwarding_ip_blocked: super::super::forwarding_ip_blocked_in(&targets),
+            forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failure),
             targets,
             finished: SystemTime::now(),
         }
@@ -575,7 +643,7 @@ mod tests {
     #[test]
     fn loss_and_jitter() {
         let mut lossy = ok(Path::Proxy, 5);
-        lossy.icmp = Some(IcmpOutcome {
+        lossy.icmp = Some(EchoRound {
             sent: 10,
             received: 7,
             rtt: None,
@@ -583,7 +651,7 @@ mod tests {
         let v = judge(&round(vec![lossy.clone(), ok(Path::Origin, 3)]), None);
         assert_eq!(first(&v), (Cause::NetworkLinkage, "packet_loss"));
         // One lost echo of ten is not over the threshold.
-        lossy.icmp = Some(IcmpOutcome {
+        lossy.icmp = Some(EchoRound {
             sent: 10,
             received: 9,
             rtt: None,
@@ -594,7 +662,7 @@ mod tests {
         let samples: Vec<Duration> = (0..10)
             .map(|i| Duration::from_millis(if i % 2 == 0 { 10 } else { 200 }))
             .collect();
-        jittery.icmp = Some(IcmpOutcome {
+        jittery.icmp = Some(EchoRound {
             sent: 10,
             received: 10,
             rtt: RttStats::from_samples(&samples),
@@ -606,7 +674,7 @@ mod tests {
     #[test]
     fn loss_on_the_proxy_path_is_not_a_blocked_forwarding_ip() {
         let mut proxy = failed(Path::Proxy, ErrorKind::Timeout, 5000);
-        proxy.icmp = Some(IcmpOutcome {
+        proxy.icmp = Some(EchoRound {
             sent: 10,
             received: 6,
             rtt: None,
@@ -624,7 +692,7 @@ mod tests {
     #[test]
     fn an_unreachable_proxy_is_never_healthy() {
         let mut proxy = failed(Path::Proxy, ErrorKind::ConnectTimeout, 5000);
-        proxy.icmp = Some(IcmpOutcome {
+        proxy.icmp = Some(EchoRound {
             sent: 10,
             received: 0,
             rtt: None,
@@ -637,7 +705,7 @@ mod tests {
     #[test]
     fn an_unreachable_origin_is_not_also_packet_loss() {
         let mut down = failed(Path::Origin, ErrorKind::ConnectTimeout, 5000);
-        down.icmp = Some(IcmpOutcome {
+        down.icmp = Some(EchoRound {
             sent: 10,
             received: 0,
             rtt: None,

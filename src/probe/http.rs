@@ -19,7 +19,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
 use super::{ErrorKind, HttpOutcome, Phases};
-use crate::config::{Address, HttpMethod, Site};
+use crate::config::{Address, HttpMethod, Path, Site};
 
 /// At most this many redirects are followed when a site asks for it.
 const MAX_REDIRECTS: usize = 10;
@@ -33,29 +33,41 @@ pub enum Destination<'a> {
     Dns,
 }
 
-/// Probe `site` once, pinned to `destination`, within the site's timeout.
+/// Probe `site` once on `path` (its scheme, port and source address),
+/// pinned to `destination`, within the site's timeout.
 pub async fn probe(
     site: &Site,
+    path: Path,
     destination: Destination<'_>,
     tls: &Arc<rustls::ClientConfig>,
 ) -> HttpOutcome {
     let started = Instant::now();
     let deadline = started + site.timeout;
     let mut phases = Phases::default();
-    let mut url = site.url.clone();
+    // The first request goes to the path's scheme and port; Host and SNI
+    // stay the url's, as the proxy sends them to the origin.
+    let first = request_url(site, path);
+    let mut url = first.clone();
+    let mut host_header = authority(&site.url);
     let mut resolved = None;
     let mut redirects = 0;
     let result = loop {
-        // A redirect to another host leaves the pinned address behind: a
-        // hosts-file entry only binds the one name.
+        // A redirect to another authority leaves the pinned address behind:
+        // a hosts-file entry only binds the one name.
+        let same = same_authority(&url, &first);
         let pinned = match destination {
-            Destination::Pinned(addr) if same_authority(&url, &site.url) => Some(addr),
+            Destination::Pinned(addr) if same => Some(addr.socket_addr(site.port_on(path))),
             _ => None,
         };
+        if !same {
+            host_header = authority(&url);
+        }
         let hop = Hop {
             site,
             url: &url,
+            host_header: &host_header,
             pinned,
+            source: site.source_on(path),
             tls,
             deadline,
         };
@@ -113,6 +125,29 @@ pub async fn probe(
     }
 }
 
+/// The url a probe on `path` requests first: the site's url with the
+/// path's scheme and port.
+fn request_url(site: &Site, path: Path) -> url::Url {
+    let mut url = site.url.clone();
+    let scheme = site.scheme_on(path);
+    if scheme != site.scheme() {
+        // http <-> https on a url with a host always succeeds.
+        let _ = url.set_scheme(scheme.as_str());
+    }
+    let port = site.port_on(path);
+    let _ = url.set_port((port != scheme.default_port()).then_some(port));
+    url
+}
+
+/// The Host header for `url`: its host, and its port when not the default.
+fn authority(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
+}
+
 fn same_authority(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
@@ -121,8 +156,11 @@ fn same_authority(a: &url::Url, b: &url::Url) -> bool {
 
 struct Hop<'a> {
     site: &'a Site,
+    /// Scheme, port (when not pinned), path and query of the request.
     url: &'a url::Url,
-    pinned: Option<&'a Address>,
+    host_header: &'a str,
+    pinned: Option<SocketAddr>,
+    source: Option<IpAddr>,
     tls: &'a Arc<rustls::ClientConfig>,
     deadline: Instant,
 }
@@ -153,14 +191,10 @@ impl Failure {
 impl Hop<'_> {
     async fn run(&self, phases: &mut Phases) -> Result<Answer, Failure> {
         let host = url_host(self.url);
-        let port = self
-            .pinned
-            .and_then(|a| a.port)
-            .or_else(|| self.url.port_or_known_default())
-            .unwrap_or(80);
+        let port = self.url.port_or_known_default().unwrap_or(80);
 
         let peer = match self.pinned {
-            Some(addr) => SocketAddr::new(addr.ip, port),
+            Some(addr) => addr,
             None => match host.parse::<IpAddr>() {
                 Ok(ip) => SocketAddr::new(ip, port),
                 Err(_) => {
@@ -204,8 +238,14 @@ impl Hop<'_> {
         };
         let stream = self.connect(peer, phases).await.map_err(with_peer)?;
         let status = if self.url.scheme() == "https" {
+            // SNI is the site's name even when the origin is asked for
+            // over https under an http url.
+            let sni = match self.pinned {
+                Some(_) => url_host(&self.site.url),
+                None => host,
+            };
             let stream = self
-                .handshake(stream, &host, phases)
+                .handshake(stream, &sni, phases)
                 .await
                 .map_err(with_peer)?;
             self.exchange(stream, phases).await
@@ -226,7 +266,7 @@ impl Hop<'_> {
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }
         .map_err(|e| Failure::new(ErrorKind::ConnectRefused, format!("socket: {e}")))?;
-        if let Some(source) = self.site.source_address {
+        if let Some(source) = self.source {
             socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
                 Failure::new(
                     ErrorKind::SourceAddress,
@@ -366,11 +406,6 @@ impl Hop<'_> {
             .map_err(|e| Failure::new(ErrorKind::HttpProtocol, format!("request target: {e}")))?;
         // The Host header names the domain (and a non-default port), never
         // the pinned address.
-        let host = self.url.host_str().unwrap_or_default();
-        let authority = match self.url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        };
         let method = match self.site.method {
             HttpMethod::Get => hyper::Method::GET,
             HttpMethod::Head => hyper::Method::HEAD,
@@ -378,7 +413,7 @@ impl Hop<'_> {
         let mut builder = Request::builder()
             .method(method)
             .uri(uri)
-            .header(hyper::header::HOST, authority)
+            .header(hyper::header::HOST, self.host_header)
             .header(hyper::header::USER_AGENT, USER_AGENT)
             .header(hyper::header::ACCEPT, "*/*")
             .header(hyper::header::CONNECTION, "close");
@@ -405,14 +440,17 @@ fn add(slot: &mut Option<Duration>, d: Duration) {
 }
 
 fn connect_error_kind(e: &io::Error) -> ErrorKind {
-    // ENETUNREACH, EHOSTUNREACH, EHOSTDOWN: the kernel or a router said
-    // there is no way there.
-    const UNREACHABLE: [i32; 3] = [101, 113, 112];
+    // ENETUNREACH: this host's routing table has no way there (its link or
+    // default route is gone). EHOSTUNREACH, EHOSTDOWN: a router, or the
+    // neighbour lookup, said there is no way to that host.
+    const NO_ROUTE: i32 = 101;
+    const UNREACHABLE: [i32; 2] = [113, 112];
     match e.kind() {
         io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
         io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
         io::ErrorKind::ConnectionReset => ErrorKind::Reset,
         io::ErrorKind::AddrNotAvailable => ErrorKind::SourceAddress,
+        _ if e.raw_os_error() == Some(NO_ROUTE) => ErrorKind::NoRoute,
         _ if e.raw_os_error().is_some_and(|c| UNREACHABLE.contains(&c)) => ErrorKind::Unreachable,
         // Anything else the kernel says about a connect means we did not
         // get through: charge it to reachability.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use surge_ping::{Client, PingIdentifier, PingSequence, ICMP};
 use tokio::task::JoinSet;
 
-use super::{IcmpOutcome, RttStats};
+use super::{EchoRound, RttStats};
 
 /// Sequence numbers are unique across all pingers of the process: with
 /// unprivileged (datagram) sockets the kernel owns the identifier, so the
@@ -100,7 +100,7 @@ impl Pingers {
         count: u32,
         interval: Duration,
         wait: Duration,
-    ) -> Result<IcmpOutcome, IcmpError> {
+    ) -> Result<EchoRound, IcmpError> {
         let client = self.client(target, source)?;
         let ident = PingIdentifier(rand::random());
         let mut echoes = JoinSet::new();
@@ -122,7 +122,7 @@ impl Pingers {
                 rtts.push(rtt);
             }
         }
-        Ok(IcmpOutcome {
+        Ok(EchoRound {
             sent: count,
             received: rtts.len() as u32,
             rtt: RttStats::from_samples(&rtts),

@@ -4,33 +4,13 @@
 
 pub mod http;
 pub mod icmp;
+pub mod tcp;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Which way a probe reaches the site: through the protecting proxy, or
-/// straight to the origin with the site's host pinned to the origin address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Path {
-    Proxy,
-    Origin,
-}
-
-impl Path {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Path::Proxy => "proxy",
-            Path::Origin => "origin",
-        }
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::config::Path;
 
 /// The kind of a failed probe: a small, fixed vocabulary so that the
 /// `error` label stays bounded.
@@ -44,8 +24,10 @@ pub enum ErrorKind {
     ConnectRefused,
     /// TCP connect got no answer before the deadline.
     ConnectTimeout,
-    /// No route to the host or network (ICMP unreachable, link down).
+    /// No route to the host or network (a router's ICMP unreachable).
     Unreachable,
+    /// This host has no route to the address: its own network is down.
+    NoRoute,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
     /// The connection was reset or closed mid-exchange.
@@ -59,12 +41,13 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Dns,
         ErrorKind::SourceAddress,
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Unreachable,
+        ErrorKind::NoRoute,
         ErrorKind::Tls,
         ErrorKind::Reset,
         ErrorKind::Timeout,
@@ -79,6 +62,7 @@ impl ErrorKind {
             ErrorKind::ConnectRefused => "connect_refused",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::Unreachable => "unreachable",
+            ErrorKind::NoRoute => "no_route",
             ErrorKind::Tls => "tls",
             ErrorKind::Reset => "reset",
             ErrorKind::Timeout => "timeout",
@@ -92,7 +76,33 @@ impl ErrorKind {
     pub fn is_connect_failure(self) -> bool {
         matches!(
             self,
-            ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout | ErrorKind::Unreachable
+            ErrorKind::ConnectRefused
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::Unreachable
+                | ErrorKind::NoRoute
+        )
+    }
+
+    /// True when the failure is this host's own: no route out, no name
+    /// resolution, a source address it does not have.
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::NoRoute | ErrorKind::Dns | ErrorKind::SourceAddress
+        )
+    }
+
+    /// True when the failure left no sign that a packet reached the host
+    /// and came back: no name, no socket, no answer to the connect. A
+    /// refused connect is an answer (the host sent a reset).
+    pub fn reached_nothing(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Dns
+                | ErrorKind::SourceAddress
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::Unreachable
+                | ErrorKind::NoRoute
         )
     }
 }
@@ -147,23 +157,36 @@ impl HttpOutcome {
     pub fn success(&self) -> bool {
         self.error.is_none()
     }
+
+    /// Some packet of this probe came back from the host: a connection was
+    /// made or refused.
+    pub fn reached(&self) -> bool {
+        self.error.is_none_or(|e| !e.reached_nothing())
+    }
 }
 
-/// The outcome of one round of ICMP echoes.
+/// The outcome of one round of echoes to an address: ICMP echo requests,
+/// or TCP handshakes to its web port.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct IcmpOutcome {
+pub struct EchoRound {
     pub sent: u32,
     pub received: u32,
     /// Round-trip statistics over the replies; `None` when none came back.
     pub rtt: Option<RttStats>,
 }
 
-impl IcmpOutcome {
+impl EchoRound {
     pub fn loss_ratio(&self) -> f64 {
         if self.sent == 0 {
             return 0.0;
         }
         f64::from(self.sent - self.received) / f64::from(self.sent)
+    }
+
+    /// Every echo of the round was lost: the path carried nothing, so it
+    /// is down or filtered, not lossy.
+    pub fn silent(&self) -> bool {
+        self.sent > 0 && self.received == 0
     }
 }
 
@@ -214,13 +237,13 @@ mod tests {
 
     #[test]
     fn loss_ratio() {
-        let o = IcmpOutcome {
+        let o = EchoRound {
             sent: 10,
             received: 7,
             rtt: None,
         };
         assert!((o.loss_ratio() - 0.3).abs() < 1e-12);
-        let none = IcmpOutcome {
+        let none = EchoRound {
             sent: 0,
             received: 0,
             rtt: None,
