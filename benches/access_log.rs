@@ -71,7 +71,7 @@ fn best<T>(mut f: impl FnMut() -> T) -> (Duration, T) {
 }
 
 fn counter() -> LineCounter {
-    let format = LineFormat::new(&LogFormat::Combined).expect("combined compiles");
+    let format = LineFormat::new(&LogFormat::Combined, "remote_addr").expect("combined compiles");
     let ranges = ["192.0.2.0/24".parse().expect("range")];
     LineCounter::new(format, &ranges)
 }

@@ -40,6 +40,7 @@ impl Log {
     fn start(&mut self, format: LogFormat, ranges: &[&str]) {
         let config = AccessLogConfig {
             path: self.path.clone(),
+            peer_variable: format.default_peer().into(),
             format,
         };
         let ranges: Vec<ipnet::IpNet> = ranges.iter().map(|r| r.parse().expect("range")).collect();

@@ -194,9 +194,10 @@ fn processes_by_name() {
 fn connections_by_class_from_captured_tables() {
     let (_dir, root) = fixture();
     let c = Connections::new(
-        root,
+        root.clone(),
         &["198.51.100.0/24".parse().unwrap()],
         &[80, 443, 8080],
+        true,
     );
     let m = scrape(&c);
     let n = |class: &str, port: &str| {
@@ -222,11 +223,58 @@ fn connections_by_class_from_captured_tables() {
         m.get("badgateway_web_port_listening", &[("port", "8080")]),
         Some(0.0)
     );
+
+    // The same ports as the default guess rather than configured: 8080,
+    // where nothing was ever seen listening, is not reported as down.
+    let guessed = Connections::new(root, &[], &[80, 443, 8080], false);
+    let m = scrape(&guessed);
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "80")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "8080")]),
+        None
+    );
+}
+
+/// A default port that was seen listening and then stops reads 0 rather
+/// than vanish: the web server on it died.
+#[test]
+fn a_default_port_seen_listening_then_closed_reads_zero() {
+    let (_dir, root) = fixture();
+    let c = Connections::new(root.clone(), &[], &[80, 443], false);
+    let m = scrape(&c);
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "443")]),
+        Some(1.0)
+    );
+    // Drop every listener from the captured tables.
+    for table in ["net/tcp", "net/tcp6"] {
+        let path = root.join(table);
+        let text = fs::read_to_string(&path).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .enumerate()
+            .filter(|(i, l)| *i == 0 || l.split_whitespace().nth(3) != Some("0A"))
+            .map(|(_, l)| l)
+            .collect();
+        fs::write(&path, kept.join("\n") + "\n").unwrap();
+    }
+    let m = scrape(&c);
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "443")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("badgateway_web_port_listening", &[("port", "80")]),
+        Some(0.0)
+    );
 }
 
 #[test]
 fn a_missing_procfs_is_a_collector_error_naming_the_file() {
-    let c = Connections::new(PathBuf::from("/nonexistent/proc"), &[], &[80]);
+    let c = Connections::new(PathBuf::from("/nonexistent/proc"), &[], &[80], true);
     let e = c.collect().unwrap_err().to_string();
     assert!(e.contains("/nonexistent/proc/net/tcp"), "{e}");
 }

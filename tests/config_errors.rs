@@ -521,7 +521,19 @@ fn cases() -> Vec<Case> {
             "custom log format without $status",
             "agent:\n  access_log: {path: /var/log/a.log, format: '$remote_addr $request'}\n",
             Some((2, 46)),
-            &["agent.access_log.format", "$remote_addr and $status"],
+            &["agent.access_log.format", "$status", "$realip_remote_addr"],
+        ),
+        case(
+            "custom log format without the peer",
+            "agent:\n  access_log: {path: /var/log/a.log, format: '$http_x_forwarded_for $status'}\n",
+            Some((2, 46)),
+            &["agent.access_log.format", "no $remote_addr", "real_ip"],
+        ),
+        case(
+            "peer variable the format lacks",
+            "agent:\n  access_log: {path: /var/log/a.log, peer_variable: realip_remote_addr}\n",
+            Some((2, 53)),
+            &["agent.access_log.peer_variable", "no $realip_remote_addr"],
         ),
         case(
             "access log without path",
@@ -836,6 +848,7 @@ fn full_example_values() {
             .map(|s| s.parse().unwrap())
             .collect(),
             web_ports: vec![8080],
+            web_ports_configured: true,
             processes: vec!["nginx".into(), "haproxy".into()],
             interfaces: expected_interfaces,
             access_log: Some(AccessLogConfig {
@@ -843,6 +856,7 @@ fn full_example_values() {
                 format: LogFormat::Custom(
                     "$remote_addr - [$time_local] \"$request\" $status".into()
                 ),
+                peer_variable: "remote_addr".into(),
             }),
             firewall: FirewallMode::Nftables,
         }

@@ -3,10 +3,16 @@
 //! half-open ones (SYN received), and whether each web port listens.
 //! Traffic from outside the forwarding ranges means the origin's address is
 //! known and it can be attacked around the proxy.
+//!
+//! A configured web port reports whether it listens from the start. The
+//! default ports (80 and 443, when `web_ports` is left out) are a guess:
+//! one reports only once something has been seen listening on it, so an
+//! origin that serves on one of them does not read as down on the other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use ipnet::IpNet;
 use procfs_core::net::{TcpNetEntries, TcpState};
@@ -19,6 +25,9 @@ pub struct Connections {
     procfs: PathBuf,
     ranges: Vec<IpNet>,
     web_ports: Vec<u16>,
+    /// Ports whose listening state is reported: every configured port, and
+    /// each default port once seen listening.
+    watched: Mutex<BTreeSet<u16>>,
 }
 
 /// Where a connection comes from.
@@ -52,11 +61,24 @@ impl Class {
 }
 
 impl Connections {
-    pub fn new(procfs: PathBuf, ranges: &[IpNet], web_ports: &[u16]) -> Connections {
+    /// `configured`: the ports were written in the config, rather than the
+    /// default guess.
+    pub fn new(
+        procfs: PathBuf,
+        ranges: &[IpNet],
+        web_ports: &[u16],
+        configured: bool,
+    ) -> Connections {
+        let watched = if configured {
+            web_ports.iter().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
         Connections {
             procfs,
             ranges: ranges.to_vec(),
             web_ports: web_ports.to_vec(),
+            watched: Mutex::new(watched),
         }
     }
 }
@@ -106,6 +128,8 @@ impl Collector for Connections {
             "badgateway_web_port_listening",
             "1 when something listens on the web port.",
         );
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        watched.extend(listening.iter().filter(|(_, up)| **up).map(|(p, _)| *p));
         for port in &self.web_ports {
             let p = port.to_string();
             for class in [Class::Forwarding, Class::Other] {
@@ -116,8 +140,10 @@ impl Collector for Connections {
                 conns.push(&labels, n(&established));
                 syn.push(&labels, n(&half_open));
             }
-            let up = listening.get(port).copied().unwrap_or(false);
-            listen.push(&[("port", p.as_str())], if up { 1.0 } else { 0.0 });
+            if watched.contains(port) {
+                let up = listening.get(port).copied().unwrap_or(false);
+                listen.push(&[("port", p.as_str())], if up { 1.0 } else { 0.0 });
+            }
         }
         Ok(vec![
             conns.into_family(),

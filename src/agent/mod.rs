@@ -118,6 +118,7 @@ impl Agent {
                 os.procfs.clone(),
                 &config.forwarding_ranges,
                 &config.web_ports,
+                config.web_ports_configured,
             )));
         }
         if enabled("firewall") && config.firewall != FirewallMode::Off {

@@ -109,11 +109,12 @@ pub(crate) struct RawInterface {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with the keys `path` and `format`"
+    expecting = "a mapping with the keys `path`, `format` and `peer_variable`"
 )]
 pub(crate) struct RawAccessLog {
     pub path: Option<String>,
     pub format: Option<String>,
+    pub peer_variable: Option<String>,
 }
 
 /// A YAML mapping with free-form keys, kept in file order and with

@@ -344,6 +344,10 @@ pub struct AgentConfig {
     pub forwarding_ranges: Vec<ipnet::IpNet>,
     /// Never empty, no duplicates.
     pub web_ports: Vec<u16>,
+    /// `web_ports` was written in the file. The default [80, 443] is a
+    /// guess: a default port on which nothing was ever seen listening is
+    /// not reported as down.
+    pub web_ports_configured: bool,
     /// Web server process names; empty means auto-detect.
     pub processes: Vec<String>,
     pub interfaces: BTreeMap<String, InterfaceConfig>,
@@ -357,6 +361,7 @@ impl Default for AgentConfig {
             sites: Vec::new(),
             forwarding_ranges: Vec::new(),
             web_ports: DEFAULT_WEB_PORTS.to_vec(),
+            web_ports_configured: false,
             processes: Vec::new(),
             interfaces: BTreeMap::new(),
             access_log: None,
@@ -375,6 +380,9 @@ pub struct InterfaceConfig {
 pub struct AccessLogConfig {
     pub path: PathBuf,
     pub format: LogFormat,
+    /// The format's variable (without `$`) that holds the connecting
+    /// peer's address, by which lines are classed.
+    pub peer_variable: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -384,9 +392,47 @@ pub enum LogFormat {
     Combined,
     /// The Common Log Format.
     Common,
-    /// A custom nginx `log_format` string; it contains `$remote_addr` and
-    /// `$status`.
+    /// A custom nginx `log_format` string; it contains `$status` and the
+    /// peer variable.
     Custom(String),
+}
+
+impl LogFormat {
+    /// The variable that holds the connecting peer when the config names
+    /// none: `$realip_remote_addr` where the format logs it (nginx with
+    /// `real_ip` on writes the visitor into `$remote_addr`), else
+    /// `$remote_addr`.
+    pub fn default_peer(&self) -> &'static str {
+        match self {
+            LogFormat::Custom(f) if has_variable(f, "realip_remote_addr") => "realip_remote_addr",
+            _ => "remote_addr",
+        }
+    }
+
+    /// The format string, the predefined ones spelt out.
+    pub fn text(&self) -> &str {
+        match self {
+            LogFormat::Combined => COMBINED_FORMAT,
+            LogFormat::Common => COMMON_FORMAT,
+            LogFormat::Custom(f) => f,
+        }
+    }
+}
+
+/// nginx's predefined `combined` format; Apache's is the same.
+pub const COMBINED_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+/// The Common Log Format.
+pub const COMMON_FORMAT: &str =
+    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent";
+
+/// Whether an nginx format string uses `$name` or `${name}`.
+pub fn has_variable(format: &str, name: &str) -> bool {
+    format.contains(&format!("${{{name}}}"))
+        || format.match_indices('$').any(|(i, _)| {
+            let rest = &format[i + 1..];
+            rest.starts_with(name)
+                && !rest[name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

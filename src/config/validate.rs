@@ -703,6 +703,7 @@ impl Validator<'_> {
                 );
             }
             agent.web_ports.clear();
+            agent.web_ports_configured = true;
             for (i, n) in ports.into_iter().enumerate() {
                 match values::port_integer(n) {
                     Ok(port) if agent.web_ports.contains(&port) => {
@@ -811,23 +812,39 @@ impl Validator<'_> {
         let format = match raw.format.as_deref() {
             None | Some("combined") => Some(LogFormat::Combined),
             Some("common") => Some(LogFormat::Common),
-            Some(custom) if custom.contains("$remote_addr") && custom.contains("$status") => {
+            Some(custom) if has_variable(custom, "status") => {
                 Some(LogFormat::Custom(custom.to_string()))
             }
             Some(other) => {
                 self.error(
                     &path.key("format"),
                     format!(
-                        "{} is neither combined, common nor a usable custom nginx log_format (a custom format must contain $remote_addr and $status)",
+                        "{} is neither combined, common nor a usable custom nginx log_format (a custom format must contain $status and the peer's address: $remote_addr, or $realip_remote_addr when nginx's real_ip is on)",
                         quote(other)
                     ),
                 );
                 None
             }
         };
+        let format = format?;
+        let (peer, at) = match &raw.peer_variable {
+            None => (format.default_peer().to_owned(), "format"),
+            Some(v) => (v.strip_prefix('$').unwrap_or(v).to_owned(), "peer_variable"),
+        };
+        if !has_variable(format.text(), &peer) {
+            self.error(
+                &path.key(at),
+                format!(
+                    "the format has no ${peer}, the connecting peer's address by which lines are classed: \
+                     $remote_addr, or $realip_remote_addr when nginx's real_ip is on (peer_variable names another)"
+                ),
+            );
+            return None;
+        }
         Some(AccessLogConfig {
             path: file?,
-            format: format?,
+            format,
+            peer_variable: peer,
         })
     }
 }

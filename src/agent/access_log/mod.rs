@@ -89,7 +89,7 @@ impl AccessLogCollector {
     /// `collect` reports it.
     pub fn start(config: &AccessLogConfig, forwarding_ranges: &[IpNet]) -> AccessLogCollector {
         let shared = Arc::new(Shared::default());
-        let format = match LineFormat::new(&config.format) {
+        let format = match LineFormat::new(&config.format, &config.peer_variable) {
             Ok(f) => f,
             Err(e) => {
                 shared.set_problem(Some(e.to_string()));

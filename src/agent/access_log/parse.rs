@@ -1,4 +1,8 @@
-//! Pulls the client address and the status out of one access-log line.
+//! Pulls the connecting peer's address and the status out of one
+//! access-log line. The peer is `$remote_addr` unless the format logs
+//! `$realip_remote_addr` (nginx with `real_ip` on writes the visitor into
+//! `$remote_addr`, and the peer, the proxy, there) or the config names
+//! another variable.
 //!
 //! Every format, the predefined ones included, is compiled once into a
 //! short list of steps that walk the line with `memchr::memmem` searches:
@@ -14,17 +18,11 @@ use memchr::memmem::Finder;
 
 use crate::config::LogFormat;
 
-/// nginx's predefined `combined` format; Apache's is the same.
-pub const COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
-/// The Common Log Format.
-pub const COMMON: &str =
-    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent";
-
 /// Why a custom `log_format` cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     #[error("access log format {format:?} has no ${var}")]
-    Missing { format: String, var: &'static str },
+    Missing { format: String, var: String },
     #[error("access log format {format:?}: cannot tell where ${var} ends, it is followed by another variable with no text between")]
     Adjacent { format: String, var: String },
     #[error("access log format {format:?}: unterminated ${{ at byte {at}")]
@@ -49,7 +47,8 @@ enum Step {
         until: Finder<'static>,
         quoted: bool,
     },
-    /// `$remote_addr`, up to the text after it, or to the end of the line.
+    /// The peer's address, up to the text after it, or to the end of the
+    /// line.
     Addr { until: Option<Finder<'static>> },
     /// `$status`: always three digits, so nothing needs to follow it.
     Status,
@@ -107,26 +106,23 @@ fn tokenize(format: &str) -> Result<Vec<Token<'_>>, FormatError> {
 }
 
 impl LineFormat {
-    pub fn new(format: &LogFormat) -> Result<LineFormat, FormatError> {
-        match format {
-            LogFormat::Combined => LineFormat::compile(COMBINED),
-            LogFormat::Common => LineFormat::compile(COMMON),
-            LogFormat::Custom(custom) => LineFormat::compile(custom),
-        }
+    /// `peer`: the variable (without `$`) that holds the connecting peer.
+    pub fn new(format: &LogFormat, peer: &str) -> Result<LineFormat, FormatError> {
+        LineFormat::compile(format.text(), peer)
     }
 
-    /// Compile an nginx `log_format` string that contains `$remote_addr`
-    /// and `$status`.
-    pub fn compile(format: &str) -> Result<LineFormat, FormatError> {
+    /// Compile an nginx `log_format` string that contains `$status` and
+    /// the variable `peer`.
+    pub fn compile(format: &str, peer: &str) -> Result<LineFormat, FormatError> {
         let tokens = tokenize(format)?;
-        for var in ["remote_addr", "status"] {
+        for var in [peer, "status"] {
             if !tokens
                 .iter()
                 .any(|t| matches!(t, Token::Var(v) if *v == var))
             {
                 return Err(FormatError::Missing {
                     format: format.to_owned(),
-                    var,
+                    var: var.to_owned(),
                 });
             }
         }
@@ -141,11 +137,13 @@ impl LineFormat {
         let mut skipping: Option<&str> = None;
         let mut i = 0;
         while !(have_addr && have_status) {
-            // A second `$remote_addr` or `$status` is skipped like any other.
-            let needed = |v: &str| match v {
-                "remote_addr" => !have_addr,
-                "status" => !have_status,
-                _ => false,
+            // A second peer or `$status` is skipped like any other.
+            let needed = |v: &str| {
+                if v == peer {
+                    !have_addr
+                } else {
+                    v == "status" && !have_status
+                }
             };
             match (&tokens[i], tokens.get(i + 1)) {
                 (Token::Text(t), _) => {
@@ -161,10 +159,10 @@ impl LineFormat {
                     if let Some(prev) = skipping {
                         return Err(adjacent(prev));
                     }
-                    have_addr |= *v == "remote_addr";
-                    have_status |= *v == "status";
+                    have_addr |= *v == peer;
+                    have_status |= *v == "status" && *v != peer;
                     let Some(Token::Text(t)) = next else {
-                        if *v == "status" {
+                        if *v != peer {
                             steps.push(Step::Status);
                         } else if next.is_none() {
                             steps.push(Step::Addr { until: None });
@@ -174,7 +172,7 @@ impl LineFormat {
                         i += 1;
                         continue;
                     };
-                    if *v == "status" {
+                    if *v != peer {
                         steps.push(Step::Status);
                         steps.push(Step::Literal(t.to_vec()));
                     } else {
@@ -282,7 +280,7 @@ mod tests {
 
     #[test]
     fn combined_and_common() {
-        let f = LineFormat::new(&LogFormat::Combined).unwrap();
+        let f = LineFormat::new(&LogFormat::Combined, "remote_addr").unwrap();
         let line = br#"203.0.113.7 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 403 12 "-" "curl/8""#;
         assert_eq!(f.parse(line), entry("203.0.113.7", 403));
         let common = br#"2001:db8::1 - frank [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 -"#;
@@ -304,12 +302,14 @@ mod tests {
 
     #[test]
     fn custom() {
-        let f = LineFormat::compile("${status}|$request_time|$remote_addr").unwrap();
+        let f = LineFormat::compile("${status}|$request_time|$remote_addr", "remote_addr").unwrap();
         assert_eq!(f.parse(b"429|0.001|192.0.2.9"), entry("192.0.2.9", 429));
         assert_eq!(f.parse(b"429 0.001|192.0.2.9"), None);
-        let f =
-            LineFormat::compile("[$time_local] $host$uri $remote_addr: $status$body_bytes_sent")
-                .unwrap();
+        let f = LineFormat::compile(
+            "[$time_local] $host$uri $remote_addr: $status$body_bytes_sent",
+            "remote_addr",
+        )
+        .unwrap();
         assert_eq!(
             f.parse(b"[t] a.example/x 192.0.2.1: 5021234"),
             entry("192.0.2.1", 502)
@@ -317,22 +317,56 @@ mod tests {
         assert_eq!(f.parse(b"(t] a.example/x 192.0.2.1: 502"), None);
     }
 
+    /// nginx with real_ip on: `$remote_addr` is the visitor, and
+    /// `$realip_remote_addr` the connecting peer (the proxy).
+    #[test]
+    fn the_peer_variable_is_read_instead_of_remote_addr() {
+        let format = LogFormat::Custom(
+            "$remote_addr [$time_local] \"$request\" $status peer=$realip_remote_addr".into(),
+        );
+        assert_eq!(format.default_peer(), "realip_remote_addr");
+        let f = LineFormat::new(&format, format.default_peer()).unwrap();
+        assert_eq!(
+            f.parse(b"192.0.2.50 [t] \"GET / HTTP/1.1\" 200 peer=198.51.100.10"),
+            entry("198.51.100.10", 200)
+        );
+        // The peer first, the visitor after it.
+        let f = LineFormat::compile(
+            "$realip_remote_addr $remote_addr $status",
+            "realip_remote_addr",
+        )
+        .unwrap();
+        assert_eq!(
+            f.parse(b"198.51.100.10 192.0.2.50 429"),
+            entry("198.51.100.10", 429)
+        );
+        assert_eq!(LogFormat::Combined.default_peer(), "remote_addr");
+        assert_eq!(
+            LogFormat::Custom("$remote_addr $status $realip_remote_addr_x".into()).default_peer(),
+            "remote_addr"
+        );
+        assert!(matches!(
+            LineFormat::new(&LogFormat::Combined, "realip_remote_addr"),
+            Err(FormatError::Missing { var, .. }) if var == "realip_remote_addr"
+        ));
+    }
+
     #[test]
     fn bad_formats() {
         assert!(matches!(
-            LineFormat::compile("$remote_addr $request"),
-            Err(FormatError::Missing { var: "status", .. })
+            LineFormat::compile("$remote_addr $request", "remote_addr"),
+            Err(FormatError::Missing { var, .. }) if var == "status"
         ));
         assert!(matches!(
-            LineFormat::compile("$remote_addr$status"),
+            LineFormat::compile("$remote_addr$status", "remote_addr"),
             Err(FormatError::Adjacent { .. })
         ));
         assert!(matches!(
-            LineFormat::compile("$host$remote_addr $status"),
+            LineFormat::compile("$host$remote_addr $status", "remote_addr"),
             Err(FormatError::Adjacent { .. })
         ));
         assert!(matches!(
-            LineFormat::compile("${remote_addr $status"),
+            LineFormat::compile("${remote_addr $status", "remote_addr"),
             Err(FormatError::Unterminated { .. })
         ));
     }
