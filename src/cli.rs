@@ -98,10 +98,26 @@ pub enum Command {
         /// The proxy's address; repeat for several. Default: DNS of the URL's host.
         #[arg(long, value_name = "ADDR")]
         proxy: Vec<String>,
-        /// Local address to send the probes from (e.g. a forwarding IP).
+        /// Local address the probes through the proxy leave from.
         #[arg(long, value_name = "ADDR")]
         source: Option<String>,
-        /// ICMP echoes per address.
+        /// Local address the probes straight to the origin leave from.
+        /// Default: the kernel's choice, never --source: on the proxy host,
+        /// --source may be a forwarding IP, which a block also hits.
+        #[arg(long, value_name = "ADDR")]
+        origin_source: Option<String>,
+        /// Scheme straight to the origin (http or https). Default: the URL's.
+        #[arg(long, value_name = "SCHEME")]
+        origin_scheme: Option<String>,
+        /// Port straight to the origin. Default: the URL's, or the origin
+        /// scheme's own when it differs from the URL's.
+        #[arg(long, value_name = "PORT")]
+        origin_port: Option<u16>,
+        /// HTTP requests through each proxy address, at once: a fault that
+        /// fails a share of the proxy's requests needs several to show.
+        #[arg(long, default_value_t = 10)]
+        requests: u32,
+        /// ICMP echoes (and TCP handshakes) per address.
         #[arg(long, default_value_t = 10)]
         count: u32,
         /// How long each HTTP probe may take.

@@ -131,8 +131,8 @@ const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in t
 /// The probe metric families, in the order they are exposed: name, type,
 /// help.
 const FAMILIES: [(&str, &str, &str); 20] = [
-    ("badgateway_probe_success", "gauge", "1 when the last HTTP probe got an expected status."),
-    ("badgateway_http_status_code", "gauge", "Status of the last HTTP probe; 0 when no response came."),
+    ("badgateway_probe_success", "gauge", "1 when every HTTP request of the last round got an expected status (several through each proxy address, see proxy_requests)."),
+    ("badgateway_http_status_code", "gauge", "Status of the last round's first failed request, else of its last; 0 when no response came."),
     ("badgateway_http_duration_seconds", "gauge", "Time the last HTTP probe spent in each phase (resolve, connect, tls, processing to the first byte, transfer); 0 for a phase not reached."),
     ("badgateway_probe_duration_seconds", "gauge", "How long the last HTTP probe took in all."),
     ("badgateway_probe_error", "gauge", "1 for the kind of failure of the last HTTP probe; absent when it succeeded."),
@@ -192,7 +192,8 @@ impl SiteExposition {
                 escape(&t.address)
             );
             let h = &t.http;
-            sample(&mut f[SUCCESS], SUCCESS, &base, "", bool_value(h.success()));
+            let all_served = t.failed_requests == 0;
+            sample(&mut f[SUCCESS], SUCCESS, &base, "", bool_value(all_served));
             sample(
                 &mut f[STATUS],
                 STATUS,

@@ -19,7 +19,12 @@ pub struct TargetResult {
     /// The `address` label: the configured address, or the URL host when
     /// the proxy is found by DNS.
     pub address: String,
+    /// The round's HTTP outcome: its first failed request, else its last.
     pub http: HttpOutcome,
+    /// HTTP requests of this round (several through each proxy address),
+    /// and those that failed.
+    pub requests: u32,
+    pub failed_requests: u32,
     /// `None` when ICMP is off for the site or could not run.
     pub icmp: Option<EchoRound>,
     /// TCP handshakes to the web port: run where ICMP cannot measure the
@@ -29,9 +34,9 @@ pub struct TargetResult {
     /// through: silent, not lossy. Kept from round to round until an echo
     /// reply comes back.
     pub icmp_silent: bool,
-    /// Proxy path: this round's probe failed at the proxy-to-origin hop
-    /// while the origin answered straight.
-    pub forwarding_failure: bool,
+    /// Proxy path: requests of this round that failed at the
+    /// proxy-to-origin hop while every origin answered straight.
+    pub forwarding_failures: u32,
     /// Origin path: whether this origin admits the prober's direct probes.
     pub admission: Admission,
     pub totals: Totals,
@@ -111,10 +116,10 @@ impl Admission {
 /// was first configured), carried from round to round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
-    /// HTTP probes, and those that failed.
+    /// HTTP requests, and those that failed.
     pub probes: u64,
     pub probe_failures: u64,
-    /// Proxy path: rounds with a forwarding failure (above).
+    /// Proxy path: requests that failed at the forwarding hop (above).
     pub forwarding_failures: u64,
     /// Echoes that judged the path's loss, and those lost; rounds that got
     /// no reply at all are left out: the path was down or filtered then,
@@ -127,7 +132,8 @@ pub struct Totals {
 #[derive(Clone, Debug)]
 pub struct SiteResult {
     pub targets: Vec<TargetResult>,
-    /// Some proxy address failed at the forwarding hop in this round.
+    /// Some request through some proxy address failed at the forwarding
+    /// hop in this round.
     pub forwarding_ip_blocked: bool,
     pub finished: SystemTime,
 }

@@ -34,7 +34,8 @@ pub struct SiteProber {
 struct Probed {
     path: Path,
     label: String,
-    http: HttpOutcome,
+    /// Every HTTP request of the round, in the order they were sent.
+    requests: Vec<HttpOutcome>,
     icmp: Option<EchoRound>,
     tcp: Option<EchoRound>,
 }
@@ -91,7 +92,16 @@ impl SiteProber {
         };
         let source = self.site.source_on(path);
         let port = self.site.port_on(path);
-        let http = http::probe(&self.site, path, destination, &self.tls);
+        // Several requests at once through the proxy: a fault that hits a
+        // share of its requests (one banned forwarding IP of several)
+        // shows within minutes; one straight to the origin.
+        let n = match path {
+            Path::Proxy => self.site.proxy_requests,
+            Path::Origin => 1,
+        };
+        let http = futures_util::future::join_all(
+            (0..n).map(|_| http::probe(&self.site, path, destination, &self.tls)),
+        );
         let (http, icmp, tcp) = match &address {
             // A known address: HTTP and the echoes at once.
             Some(a) => {
@@ -102,7 +112,8 @@ impl SiteProber {
             // Found by DNS: echo what the HTTP probe resolved.
             None => {
                 let http = http.await;
-                let (icmp, tcp) = match http.resolved {
+                let resolved = http.iter().find_map(|h| h.resolved);
+                let (icmp, tcp) = match resolved {
                     Some(ip) => {
                         self.echoes(SocketAddr::new(ip, port), source, was_silent)
                             .await
@@ -112,14 +123,16 @@ impl SiteProber {
                 (http, icmp, tcp)
             }
         };
-        if let Some(err) = http.error {
-            tracing::debug!(site = %self.site.name, %path, address = %label, error = %err,
-                detail = http.detail.as_deref().unwrap_or(""), "probe failed");
+        for h in &http {
+            if let Some(err) = h.error {
+                tracing::debug!(site = %self.site.name, %path, address = %label, error = %err,
+                    detail = h.detail.as_deref().unwrap_or(""), "probe failed");
+            }
         }
         Probed {
             path,
             label,
-            http,
+            requests: http,
             icmp,
             tcp,
         }
@@ -183,6 +196,7 @@ fn find<'a>(round: &'a SiteResult, path: Path, label: &str) -> Option<&'a Target
 /// Everything a round decides from all its probes at once, and from the
 /// state the previous round left.
 fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult {
+    let mut requests = Vec::with_capacity(probed.len());
     let mut targets: Vec<TargetResult> = probed
         .into_iter()
         .map(|p| {
@@ -191,38 +205,58 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
             let mut t = TargetResult {
                 path: p.path,
                 address: p.label,
-                icmp_silent: false,
-                forwarding_failure: false,
-                admission: before.map(|t| t.admission).unwrap_or_default(),
-                totals: before.map(|t| t.totals).unwrap_or_default(),
-                http: p.http,
+                http: representative(&p.requests),
+                requests: p.requests.len() as u32,
+                failed_requests: p.requests.iter().filter(|h| !h.success()).count() as u32,
                 icmp: p.icmp,
                 tcp: p.tcp,
+                icmp_silent: false,
+                forwarding_failures: 0,
+                admission: before.map(|t| t.admission).unwrap_or_default(),
+                totals: before.map(|t| t.totals).unwrap_or_default(),
             };
             t.icmp_silent = icmp_silent(&t, was_silent);
+            requests.push(p.requests);
             t
         })
         .collect();
 
+    // The site worked through the proxy when some proxy address served
+    // every request of the round.
     let site_worked = targets
         .iter()
-        .any(|t| t.path == Path::Proxy && t.http.success());
-    let flags: Vec<bool> = targets
+        .any(|t| t.path == Path::Proxy && t.failed_requests == 0);
+    let failures: Vec<u32> = targets
         .iter()
-        .map(|t| t.path == Path::Proxy && diagnosis::forwarding_failure(t, &targets))
+        .zip(&requests)
+        .map(|(t, sent)| match t.path {
+            Path::Proxy => diagnosis::forwarding_failures(t, sent, &targets),
+            Path::Origin => 0,
+        })
         .collect();
-    for (t, flag) in targets.iter_mut().zip(flags) {
-        t.forwarding_failure = flag;
+    for (t, n) in targets.iter_mut().zip(failures) {
+        t.forwarding_failures = n;
         if t.path == Path::Origin {
             t.admission = t.admission.next(t.http.success(), site_worked);
         }
         count(t);
     }
     SiteResult {
-        forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failure),
+        forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failures > 0),
         targets,
         finished: SystemTime::now(),
     }
+}
+
+/// The outcome that stands for a round's requests in the gauges: the first
+/// that failed, else the last.
+fn representative(requests: &[HttpOutcome]) -> HttpOutcome {
+    requests
+        .iter()
+        .find(|h| !h.success())
+        .or(requests.last())
+        .cloned()
+        .expect("every target sends at least one request")
 }
 
 /// An address is ICMP-silent when no echo came back while other packets to
@@ -241,9 +275,9 @@ fn icmp_silent(t: &TargetResult, was_silent: bool) -> bool {
 fn count(t: &mut TargetResult) {
     let echoes = t.path_echoes().copied().filter(|e| e.received > 0);
     let totals: &mut Totals = &mut t.totals;
-    totals.probes += 1;
-    totals.probe_failures += u64::from(!t.http.success());
-    totals.forwarding_failures += u64::from(t.forwarding_failure);
+    totals.probes += u64::from(t.requests);
+    totals.probe_failures += u64::from(t.failed_requests);
+    totals.forwarding_failures += u64::from(t.forwarding_failures);
     if let Some(e) = echoes {
         totals.path_echoes_sent += u64::from(e.sent);
         totals.path_echoes_lost += u64::from(e.sent - e.received);
@@ -278,7 +312,7 @@ mod tests {
         Probed {
             path,
             label: path.as_str().into(),
-            http: http(error),
+            requests: vec![http(error)],
             icmp,
             tcp: None,
         }

@@ -415,6 +415,12 @@ fn cases() -> Vec<Case> {
             &["probe.tcp.count", "out of range"],
         ),
         case(
+            "proxy requests out of range",
+            site_with("    proxy_requests: 21\n"),
+            Some((5, 21)),
+            &["sites[0].proxy_requests", "1 to 20"],
+        ),
+        case(
             "unsupported method",
             site_with("    method: POST\n"),
             Some((5, 13)),
@@ -708,6 +714,7 @@ fn full_example_values() {
                 count: 4,
                 interval: Duration::from_millis(300),
             },
+            proxy_requests: 5,
             body_limit_bytes: 131_072,
         }
     );
@@ -770,6 +777,7 @@ fn full_example_values() {
         },
         // The site's own switch wins over probe.icmp.enabled: false.
         icmp: true,
+        proxy_requests: 2,
         body_limit_bytes: 131_072,
     };
     assert_eq!(shop, &expected_shop);
@@ -815,6 +823,7 @@ fn full_example_values() {
     assert!(api.headers.is_empty());
     assert_eq!(api.tls, TlsSettings::default());
     assert!(!api.icmp, "inherits probe.icmp.enabled: false");
+    assert_eq!(api.proxy_requests, 5, "inherits probe.proxy_requests");
     assert_eq!(api.body_limit_bytes, 131_072);
 
     let agent = config.agent.expect("agent section");

@@ -27,13 +27,14 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with the keys `interval`, `timeout`, `icmp`, `tcp` and `body_limit_bytes`"
+    expecting = "a mapping with the keys `interval`, `timeout`, `icmp`, `tcp`, `proxy_requests` and `body_limit_bytes`"
 )]
 pub(crate) struct RawProbe {
     pub interval: Option<String>,
     pub timeout: Option<String>,
     pub icmp: Option<RawEchoes>,
     pub tcp: Option<RawEchoes>,
+    pub proxy_requests: Option<i64>,
     // Signed so that a negative number is a range error with a position,
     // not a serde type error that hides every other problem.
     pub body_limit_bytes: Option<i64>,
@@ -75,6 +76,7 @@ pub(crate) struct RawSite {
     pub headers: Option<OrderedMap<String>>,
     pub tls: Option<RawTls>,
     pub icmp: Option<bool>,
+    pub proxy_requests: Option<i64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

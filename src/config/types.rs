@@ -18,6 +18,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_ICMP_COUNT: u32 = 10;
 /// Default gap between two ICMP echo requests.
 pub const DEFAULT_ICMP_INTERVAL: Duration = Duration::from_millis(200);
+/// Default number of HTTP requests through each proxy address per round.
+pub const DEFAULT_PROXY_REQUESTS: u32 = 3;
 /// Default number of response body bytes a probe reads.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 65_536;
 /// Default ports the agent watches.
@@ -47,6 +49,8 @@ pub struct ProbeDefaults {
     /// TCP handshakes to the web port, where ICMP cannot measure the path
     /// (an address that never answers echoes, ICMP off or unavailable).
     pub tcp: EchoSettings,
+    /// HTTP requests through each proxy address per round, at once.
+    pub proxy_requests: u32,
     pub body_limit_bytes: usize,
 }
 
@@ -57,6 +61,7 @@ impl Default for ProbeDefaults {
             timeout: DEFAULT_TIMEOUT,
             icmp: EchoSettings::default(),
             tcp: EchoSettings::default(),
+            proxy_requests: DEFAULT_PROXY_REQUESTS,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
         }
     }
@@ -119,6 +124,10 @@ pub struct Site {
     pub tls: TlsSettings,
     /// The site's `icmp`, or `probe.icmp.enabled`.
     pub icmp: bool,
+    /// The site's `proxy_requests`, or `probe.proxy_requests`: requests
+    /// through each proxy address per round, so that a fault failing a
+    /// share of the proxy's requests shows within minutes.
+    pub proxy_requests: u32,
     /// From `probe.body_limit_bytes`.
     pub body_limit_bytes: usize,
 }

@@ -29,6 +29,7 @@ const MAX_ICMP_COUNT: i64 = 1000;
 const MIN_ICMP_INTERVAL: Duration = Duration::from_millis(1);
 const MAX_ICMP_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_BODY_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+const MAX_PROXY_REQUESTS: i64 = 20;
 
 pub(crate) fn validate(
     raw: RawConfig,
@@ -149,6 +150,10 @@ impl Validator<'_> {
                 timeout: timeout.flatten().unwrap_or(DEFAULT_TIMEOUT),
                 icmp: self.echoes(&path.key("icmp"), raw.icmp.unwrap_or_default()),
                 tcp: self.echoes(&path.key("tcp"), raw.tcp.unwrap_or_default()),
+                proxy_requests: raw
+                    .proxy_requests
+                    .and_then(|n| self.proxy_requests(&path.key("proxy_requests"), n))
+                    .unwrap_or(DEFAULT_PROXY_REQUESTS),
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             },
             interval_ok: interval != Some(None),
@@ -227,6 +232,19 @@ impl Validator<'_> {
             }
         }
         icmp
+    }
+
+    fn proxy_requests(&mut self, path: &YamlPath, n: i64) -> Option<u32> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=MAX_PROXY_REQUESTS).contains(&i64::from(n)) => Some(n),
+            _ => {
+                self.error(
+                    path,
+                    format!("{n} is out of range; expected 1 to {MAX_PROXY_REQUESTS} requests per round"),
+                );
+                None
+            }
+        }
     }
 
     fn duration(&mut self, path: &YamlPath, text: &str) -> Option<Duration> {
@@ -346,6 +364,10 @@ impl Validator<'_> {
         };
         let headers = self.headers(&path.key("headers"), raw.headers.map(|h| h.0));
         let tls = self.tls(&path.key("tls"), raw.tls.unwrap_or_default());
+        let proxy_requests = match raw.proxy_requests {
+            None => Some(probe.defaults.proxy_requests),
+            Some(n) => self.proxy_requests(&path.key("proxy_requests"), n),
+        };
 
         Some(Site {
             name: name?,
@@ -365,6 +387,7 @@ impl Validator<'_> {
             tls: tls?,
             // A per-site switch wins over `probe.icmp.enabled` both ways.
             icmp: raw.icmp.unwrap_or(probe.defaults.icmp.enabled),
+            proxy_requests: proxy_requests?,
             body_limit_bytes: probe.defaults.body_limit_bytes,
         })
     }

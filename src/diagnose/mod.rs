@@ -25,6 +25,10 @@ pub struct Request {
     pub origin: Vec<String>,
     pub proxy: Vec<String>,
     pub source: Option<String>,
+    pub origin_source: Option<String>,
+    pub origin_scheme: Option<String>,
+    pub origin_port: Option<u16>,
+    pub requests: u32,
     pub count: u32,
     pub timeout: String,
     pub agent: Option<String>,
@@ -115,8 +119,28 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
             Address::from_str(v).map_err(|e| bad(flag, v, e.to_string()))?;
         }
     }
-    if let Some(s) = &r.source {
-        IpAddr::from_str(s).map_err(|e| bad("--source", s, e.to_string()))?;
+    for (flag, value) in [
+        ("--source", &r.source),
+        ("--origin-source", &r.origin_source),
+    ] {
+        if let Some(s) = value {
+            IpAddr::from_str(s).map_err(|e| bad(flag, s, e.to_string()))?;
+        }
+    }
+    if let Some(s) = &r.origin_scheme {
+        if !matches!(s.as_str(), "http" | "https") {
+            return Err(bad("--origin-scheme", s, "expected http or https".into()));
+        }
+    }
+    if r.origin_port == Some(0) {
+        return Err(bad("--origin-port", "0", "expected 1 to 65535".into()));
+    }
+    if !(1..=20).contains(&r.requests) {
+        return Err(bad(
+            "--requests",
+            &r.requests.to_string(),
+            "expected 1 to 20".into(),
+        ));
     }
     let timeout = humantime::parse_duration(&r.timeout)
         .map_err(|e| bad("--timeout", &r.timeout, e.to_string()))?;
@@ -146,12 +170,20 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
     if !r.proxy.is_empty() {
         yaml.push_str(&format!("    proxy: {}\n", list(&r.proxy)));
     }
-    if let Some(s) = &r.source {
-        yaml.push_str(&format!(
-            "    source_address: {}\n",
-            serde_json::to_string(s).unwrap_or_default()
-        ));
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    for (key, value) in [
+        ("source_address", &r.source),
+        ("origin_source_address", &r.origin_source),
+        ("origin_scheme", &r.origin_scheme),
+    ] {
+        if let Some(v) = value {
+            yaml.push_str(&format!("    {key}: {}\n", json(v)));
+        }
     }
+    if let Some(port) = r.origin_port {
+        yaml.push_str(&format!("    origin_port: {port}\n"));
+    }
+    yaml.push_str(&format!("    proxy_requests: {}\n", r.requests));
     let mut config = Config::parse(yaml.as_bytes(), "command line")
         .map_err(|e| DiagnoseError::Input(e.to_string()))?;
     Ok(config.sites.remove(0))

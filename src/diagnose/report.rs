@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::steps::{self, Context};
 use crate::config::Site;
 use crate::diagnosis::verdict::{AgentEvidence, Verdict};
+use crate::probe::EchoRound;
 use crate::results::{SiteResult, TargetResult};
 
 /// Colour only on a terminal, and never when NO_COLOR is set.
@@ -138,16 +139,17 @@ impl Report<'_> {
         let _ = writeln!(out, "\nEVIDENCE");
         let _ = writeln!(
             out,
-            "  {:<7} {:<24} {:>6} {:<16} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>8}",
+            "  {:<7} {:<24} {:>6} {:>6} {:<16} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8} {:>8}",
             "path",
             "address",
+            "failed",
             "status",
             "error",
             "connect",
             "tls",
             "1st byte",
             "total ms",
-            "ICMP loss",
+            "loss",
             "rtt ms",
             "jitter"
         );
@@ -223,20 +225,33 @@ impl Report<'_> {
     }
 }
 
+/// One target's line: its requests (failed of sent), the representative
+/// request's status and phases, and the path's loss from the echoes that
+/// measure it (`tcp` after the figure when TCP handshakes did, for an
+/// ICMP-silent address).
 fn row(t: &TargetResult) -> String {
     let h = &t.http;
-    let (loss, rtt, jitter) = match &t.icmp {
-        Some(i) => (
-            format!("{:.0}%", i.loss_ratio() * 100.0),
-            ms(i.rtt.map(|r| r.avg)),
-            ms(i.rtt.map(|r| r.stddev)),
+    let (loss, rtt, jitter) = match t.path_echoes() {
+        Some(e) => (
+            format!(
+                "{:.0}%{}",
+                e.loss_ratio() * 100.0,
+                if t.icmp.is_some() && !t.icmp_silent {
+                    ""
+                } else {
+                    " tcp"
+                }
+            ),
+            ms(e.rtt.map(|r| r.avg)),
+            ms(e.rtt.map(|r| r.stddev)),
         ),
         None => ("-".into(), "-".into(), "-".into()),
     };
     format!(
-        "  {:<7} {:<24} {:>6} {:<16} {:>9} {:>9} {:>9} {:>10} {:>9} {:>8} {:>8}",
+        "  {:<7} {:<24} {:>6} {:>6} {:<16} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8} {:>8}",
         t.path.as_str(),
         t.address,
+        format!("{}/{}", t.failed_requests, t.requests),
         h.status.map_or("-".into(), |s| s.to_string()),
         h.error.map_or("-", |e| e.as_str()),
         ms(h.phases.connect),
@@ -276,11 +291,29 @@ fn agent_line(a: &AgentEvidence) -> String {
 fn target_json(t: &TargetResult) -> Value {
     let h = &t.http;
     let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+    let echoes = |r: Option<EchoRound>| {
+        r.map(|i| {
+            json!({
+                "sent": i.sent,
+                "received": i.received,
+                "loss_ratio": i.loss_ratio(),
+                "rtt_seconds": i.rtt.map(|r| json!({
+                    "min": r.min.as_secs_f64(),
+                    "avg": r.avg.as_secs_f64(),
+                    "max": r.max.as_secs_f64(),
+                    "stddev": r.stddev.as_secs_f64(),
+                })),
+            })
+        })
+    };
     json!({
         "path": t.path.as_str(),
         "address": t.address,
         "resolved": h.resolved.map(|ip| ip.to_string()),
-        "success": h.success(),
+        "success": t.failed_requests == 0,
+        "requests": t.requests,
+        "failed_requests": t.failed_requests,
+        "forwarding_failures": t.forwarding_failures,
         "status": h.status,
         "error": h.error.map(|e| e.as_str()),
         "detail": h.detail,
@@ -292,16 +325,8 @@ fn target_json(t: &TargetResult) -> Value {
             "processing": secs(h.phases.processing),
             "transfer": secs(h.phases.transfer),
         },
-        "icmp": t.icmp.map(|i| json!({
-            "sent": i.sent,
-            "received": i.received,
-            "loss_ratio": i.loss_ratio(),
-            "rtt_seconds": i.rtt.map(|r| json!({
-                "min": r.min.as_secs_f64(),
-                "avg": r.avg.as_secs_f64(),
-                "max": r.max.as_secs_f64(),
-                "stddev": r.stddev.as_secs_f64(),
-            })),
-        })),
+        "icmp": echoes(t.icmp),
+        "icmp_silent": t.icmp_silent,
+        "tcp": echoes(t.tcp),
     })
 }

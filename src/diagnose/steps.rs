@@ -28,6 +28,7 @@ pub fn meaning(reason: &str) -> &'static str {
         "packet_loss" => "Packets are lost on the network path.",
         "jitter" => "Round-trip times on the network path vary widely.",
         "partial_vantage_failure" => "The site fails from some vantage points and works from others: the network between them and the site is at fault, not the site.",
+        "vantage_cut_off" => "This machine's own network is cut off (no route, no name resolution): nothing it probes answers, which says nothing about the site.",
         _ => "",
     }
 }
@@ -101,6 +102,10 @@ pub fn next_steps(f: &Finding, cx: &Context) -> Vec<String> {
             "On the origin, list who connects: `ss -tn state established '( sport = :80 or sport = :443 )'`.".into(),
             format!("Accept the web ports only from the forwarding range{range_note}: `iptables -A INPUT -p tcp -m multiport --dports 80,443 ! -s {range} -j DROP`."),
             "Then change the origin's address, and keep it out of DNS records, mail headers and public history.".into(),
+        ],
+        "vantage_cut_off" => vec![
+            "Check this machine's network: `ip route` (a default route?), `ip link` (interfaces up?), `resolvectl status` or /etc/resolv.conf (a resolver?).".into(),
+            "Run diagnose again from a machine whose network works, or from the proxy host.".into(),
         ],
         "packet_loss" | "jitter" => vec![
             format!("Measure the path: `mtr -rwc 100 {origin}` (and to the proxy address), from here and from another network."),

@@ -64,14 +64,19 @@ pub fn proxy_failure(outcome: &HttpOutcome) -> Option<ProxyFailure> {
     })
 }
 
-/// True when this proxy address's probe failed in a way only the
-/// proxy→origin hop explains, while every origin address, probed straight
-/// in the same round, answered well and faster than the slowness that
-/// could explain a proxy time-out. An origin address that fails by itself
-/// is the likelier explanation of the proxy's failure, so it rules the
-/// flag out; so does loss on the path to this proxy address, which also
-/// makes the proxy time out or reset while the origin answers.
-pub fn forwarding_failure(proxy: &TargetResult, round: &[TargetResult]) -> bool {
+/// How many of `requests`, sent through the proxy address `proxy` in one
+/// round, failed in a way only the proxy→origin hop explains, while every
+/// origin address, probed straight in the same round, answered well and
+/// faster than the slowness that could explain a proxy time-out. An origin
+/// address that fails by itself is the likelier explanation of the proxy's
+/// failure, so it rules them out; so does loss on the path to this proxy
+/// address, which also makes the proxy time out or reset while the origin
+/// answers.
+pub fn forwarding_failures(
+    proxy: &TargetResult,
+    requests: &[HttpOutcome],
+    round: &[TargetResult],
+) -> u32 {
     let origins: Vec<&HttpOutcome> = round
         .iter()
         .filter(|t| t.path == Path::Origin)
@@ -80,7 +85,13 @@ pub fn forwarding_failure(proxy: &TargetResult, round: &[TargetResult]) -> bool 
     let lossy = proxy
         .path_echoes()
         .is_some_and(|e| e.received > 0 && e.loss_ratio() > verdict::LOSS_THRESHOLD);
-    !lossy && fails_at_forwarding_hop(&proxy.http, &origins)
+    if lossy {
+        return 0;
+    }
+    requests
+        .iter()
+        .filter(|r| fails_at_forwarding_hop(r, &origins))
+        .count() as u32
 }
 
 /// Addresses that must all go silent at once, when the failures are not

@@ -134,8 +134,13 @@ fn describe(t: &TargetResult) -> String {
         (None, Some(e)) => e.as_str().to_owned(),
         (None, None) => "no answer".to_owned(),
     };
+    let share = if t.requests > 1 {
+        format!(" ({} of {} requests failed)", t.failed_requests, t.requests)
+    } else {
+        String::new()
+    };
     format!(
-        "{} {}: {} in {:.3} s",
+        "{} {}: {} in {:.3} s{share}",
         t.path,
         t.address,
         what,
@@ -206,13 +211,13 @@ pub fn judge(round: &SiteResult, agent: Option<&AgentEvidence>) -> Verdict {
             let blocked: Vec<&TargetResult> = proxies
                 .iter()
                 .copied()
-                .filter(|t| t.forwarding_failure)
+                .filter(|t| t.forwarding_failures > 0)
                 .collect();
             if !blocked.is_empty() {
                 v.findings
                     .push(blocked_forwarding(&blocked, &origins, agent));
             }
-            for p in proxies.iter().filter(|p| !p.forwarding_failure) {
+            for p in proxies.iter().filter(|p| p.forwarding_failures == 0) {
                 explain_proxy_failure(p, &origins, &mut v);
             }
         }
@@ -514,7 +519,9 @@ mod tests {
             }),
             tcp: None,
             icmp_silent: false,
-            forwarding_failure: false,
+            forwarding_failures: 0,
+            requests: 1,
+            failed_requests: u32::from(error.is_some()),
             admission: Default::default(),
             totals: Default::default(),
         }
@@ -531,13 +538,16 @@ mod tests {
     fn round(mut targets: Vec<TargetResult>) -> SiteResult {
         let flags: Vec<bool> = targets
             .iter()
-            .map(|t| t.path == Path::Proxy && super::super::forwarding_failure(t, &targets))
+            .map(|t| {
+                t.path == Path::Proxy
+                    && super::super::forwarding_failures(t, &[t.http.clone()], &targets) > 0
+            })
             .collect();
         for (t, f) in targets.iter_mut().zip(flags) {
-            t.forwarding_failure = f;
+            t.forwarding_failures = u32::from(f);
         }
         SiteResult {
-            forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failure),
+            forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failures > 0),
             targets,
             finished: SystemTime::now(),
         }
