@@ -540,7 +540,8 @@ mod tests {
             .iter()
             .map(|t| {
                 t.path == Path::Proxy
-                    && super::super::forwarding_failures(t, &[t.http.clone()], &targets) > 0
+                    && super::super::forwarding_failures(t, std::slice::from_ref(&t.http), &targets)
+                        > 0
             })
             .collect();
         for (t, f) in targets.iter_mut().zip(flags) {
