@@ -18,20 +18,12 @@ use serde_norway::Value;
 
 /// Every cause and the reasons that explain it. Each pair must have at
 /// least one alert; no alert may use anything else.
-use badgateway_exporter::diagnosis::verdict::VOCABULARY as CAUSES;
+use badgateway_exporter::diagnosis::verdict::{EXPORTER_REASONS, VOCABULARY as CAUSES};
 
 /// The product's causes and reasons, plus the exporter's own.
 fn vocabulary() -> Vec<(&'static str, &'static [&'static str])> {
     let mut v = CAUSES.to_vec();
-    v.push((
-        "exporter",
-        &[
-            "target_down",
-            "collector_failing",
-            "config_reload_failed",
-            "probes_stale",
-        ],
-    ));
+    v.push(("exporter", &EXPORTER_REASONS));
     v
 }
 

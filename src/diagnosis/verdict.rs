@@ -57,6 +57,17 @@ pub const VOCABULARY: [(&str, &[&str]); 3] = [
     ),
 ];
 
+/// The exporter's own reasons (`cause="exporter"`): not a cause of a 502,
+/// but what the monitoring cannot see or do.
+pub const EXPORTER_REASONS: [&str; 6] = [
+    "target_down",
+    "collector_failing",
+    "config_reload_failed",
+    "probes_stale",
+    "vantage_cut_off",
+    "origin_not_probeable",
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
