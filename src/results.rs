@@ -91,7 +91,10 @@ pub const REFUSED_AFTER_ROUNDS_ONCE_ANSWERED: u32 = 20;
 impl Admission {
     /// The state after a round in which the direct probe `answered` (or
     /// not) while the site `site_worked` through the proxy (or not).
-    pub fn next(self, answered: bool, site_worked: bool) -> Admission {
+    /// `filtered`: the connection timed out while the host answered echoes,
+    /// so something on the way drops our packets to the web port only: an
+    /// origin that never answered us and does that is refusing the prober.
+    pub fn next(self, answered: bool, site_worked: bool, filtered: bool) -> Admission {
         if answered {
             return Admission {
                 ever_answered: true,
@@ -105,6 +108,7 @@ impl Admission {
             a.failed_while_site_failed += 1;
         }
         a.refused = a.refused
+            || (!a.ever_answered && filtered)
             || (!a.ever_answered && a.failed_while_site_worked >= REFUSED_AFTER_ROUNDS)
             || (a.failed_while_site_worked >= REFUSED_AFTER_ROUNDS_ONCE_ANSWERED
                 && a.failed_while_site_failed == 0);

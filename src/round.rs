@@ -15,7 +15,7 @@ use crate::config::{Address, EchoSettings, Site};
 use crate::diagnosis;
 use crate::probe::http::{self, Destination};
 use crate::probe::icmp::Pingers;
-use crate::probe::{tcp, EchoRound, HttpOutcome, Path};
+use crate::probe::{tcp, EchoRound, ErrorKind, HttpOutcome, Path};
 use crate::results::{SiteResult, TargetResult, Totals};
 
 /// What a round of one site needs.
@@ -237,7 +237,7 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
     for (t, n) in targets.iter_mut().zip(failures) {
         t.forwarding_failures = n;
         if t.path == Path::Origin {
-            t.admission = t.admission.next(t.http.success(), site_worked);
+            t.admission = t.admission.next(t.http.success(), site_worked, filtered(t));
         }
         count(t);
     }
@@ -272,6 +272,13 @@ fn icmp_silent(t: &TargetResult, was_silent: bool) -> bool {
     }
 }
 
+/// The direct probe's connect timed out while the host answered echoes:
+/// its web port drops our packets, not the host or the path.
+fn filtered(t: &TargetResult) -> bool {
+    t.http.error == Some(ErrorKind::ConnectTimeout)
+        && (t.icmp.is_some_and(|r| r.received > 0) || t.tcp.is_some_and(|r| r.received > 0))
+}
+
 fn count(t: &mut TargetResult) {
     let echoes = t.path_echoes().copied().filter(|e| e.received > 0);
     let totals: &mut Totals = &mut t.totals;
@@ -287,7 +294,7 @@ fn count(t: &mut TargetResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{ErrorKind, Phases};
+    use crate::probe::Phases;
 
     fn http(error: Option<ErrorKind>) -> HttpOutcome {
         HttpOutcome {
@@ -405,6 +412,52 @@ mod tests {
         );
         assert!(!r.targets[1].admission.refused);
         assert!(r.targets[1].admission.ever_answered);
+    }
+
+    #[test]
+    fn a_web_port_that_drops_us_while_the_host_answers_refuses_us_at_once() {
+        let r = judge_round(
+            vec![
+                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
+                probed(
+                    Path::Origin,
+                    Some(ErrorKind::ConnectTimeout),
+                    echoes(10, 10),
+                ),
+            ],
+            None,
+        );
+        assert!(r.targets[1].admission.refused);
+        // The host does not answer echoes either: down, not filtering.
+        let r = judge_round(
+            vec![
+                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
+                probed(Path::Origin, Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
+            ],
+            None,
+        );
+        assert!(!r.targets[1].admission.refused);
+        // It answered us before: a change (an overloaded listen queue, a
+        // new rule), which stays evidence.
+        let ok = judge_round(
+            vec![
+                probed(Path::Proxy, None, None),
+                probed(Path::Origin, None, echoes(10, 10)),
+            ],
+            None,
+        );
+        let r = judge_round(
+            vec![
+                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
+                probed(
+                    Path::Origin,
+                    Some(ErrorKind::ConnectTimeout),
+                    echoes(10, 10),
+                ),
+            ],
+            Some(&ok),
+        );
+        assert!(!r.targets[1].admission.refused);
     }
 
     #[test]
