@@ -78,6 +78,8 @@ impl Cli {
     }
 }
 
+// Parsed once per run: the size of the diagnose variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a configuration file: exit 0 when it is good, otherwise
@@ -113,6 +115,10 @@ pub enum Command {
         /// scheme's own when it differs from the URL's.
         #[arg(long, value_name = "PORT")]
         origin_port: Option<u16>,
+        /// A PEM file of CA certificates to trust beside the system's (a
+        /// proxy or origin with a private CA).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// HTTP requests through each proxy address, at once: a fault that
         /// fails a share of the proxy's requests needs several to show.
         #[arg(long, default_value_t = 10)]

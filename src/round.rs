@@ -325,15 +325,24 @@ mod tests {
         }
     }
 
+    /// A round of one proxy and one origin target: (error, ICMP) of each.
+    fn round2(
+        proxy: (Option<ErrorKind>, Option<EchoRound>),
+        origin: (Option<ErrorKind>, Option<EchoRound>),
+        previous: Option<&SiteResult>,
+    ) -> SiteResult {
+        judge_round(
+            vec![
+                probed(Path::Proxy, proxy.0, proxy.1),
+                probed(Path::Origin, origin.0, origin.1),
+            ],
+            previous,
+        )
+    }
+
     #[test]
     fn an_address_that_drops_echoes_but_serves_is_silent_until_it_answers() {
-        let r1 = judge_round(
-            vec![
-                probed(Path::Proxy, None, echoes(10, 0)),
-                probed(Path::Origin, None, echoes(10, 10)),
-            ],
-            None,
-        );
+        let r1 = round2((None, echoes(10, 0)), (None, echoes(10, 10)), None);
         assert!(r1.targets[0].icmp_silent);
         assert!(!r1.targets[1].icmp_silent);
         // Silent: its echoes judge nothing, so nothing is counted as lost.
@@ -341,22 +350,14 @@ mod tests {
         assert_eq!(r1.targets[1].totals.path_echoes_sent, 10);
 
         // Down now (no connect, no echo): still silent, not newly lossy.
-        let r2 = judge_round(
-            vec![
-                probed(Path::Proxy, Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
-                probed(Path::Origin, None, echoes(10, 10)),
-            ],
+        let r2 = round2(
+            (Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
+            (None, echoes(10, 10)),
             Some(&r1),
         );
         assert!(r2.targets[0].icmp_silent);
         // One echo reply ends it.
-        let r3 = judge_round(
-            vec![
-                probed(Path::Proxy, None, echoes(10, 1)),
-                probed(Path::Origin, None, echoes(10, 10)),
-            ],
-            Some(&r2),
-        );
+        let r3 = round2((None, echoes(10, 1)), (None, echoes(10, 10)), Some(&r2));
         assert!(!r3.targets[0].icmp_silent);
         assert_eq!(r3.targets[0].totals.path_echoes_lost, 9);
         assert_eq!(r3.targets[0].totals.probes, 3);
@@ -365,11 +366,9 @@ mod tests {
 
     #[test]
     fn a_path_that_carries_nothing_is_not_counted_as_loss() {
-        let r = judge_round(
-            vec![
-                probed(Path::Proxy, None, echoes(10, 10)),
-                probed(Path::Origin, Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
-            ],
+        let r = round2(
+            (None, echoes(10, 10)),
+            (Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
             None,
         );
         assert!(!r.targets[1].icmp_silent);
@@ -380,11 +379,9 @@ mod tests {
     fn an_origin_that_never_answers_us_while_the_site_works_refuses_us() {
         let mut last = None;
         for round in 1..=REFUSED_ROUNDS {
-            let r = judge_round(
-                vec![
-                    probed(Path::Proxy, None, None),
-                    probed(Path::Origin, Some(ErrorKind::ConnectTimeout), None),
-                ],
+            let r = round2(
+                (None, None),
+                (Some(ErrorKind::ConnectTimeout), None),
                 last.as_ref(),
             );
             assert_eq!(
@@ -395,66 +392,38 @@ mod tests {
             last = Some(r);
         }
         // The site breaks too: still refused, held until a direct answer.
-        let r = judge_round(
-            vec![
-                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
-                probed(Path::Origin, Some(ErrorKind::ConnectTimeout), None),
-            ],
+        let r = round2(
+            (Some(ErrorKind::HttpStatus), None),
+            (Some(ErrorKind::ConnectTimeout), None),
             last.as_ref(),
         );
         assert!(r.targets[1].admission.refused);
-        let r = judge_round(
-            vec![
-                probed(Path::Proxy, None, None),
-                probed(Path::Origin, None, None),
-            ],
-            Some(&r),
-        );
+        let r = round2((None, None), (None, None), Some(&r));
         assert!(!r.targets[1].admission.refused);
         assert!(r.targets[1].admission.ever_answered);
     }
 
     #[test]
     fn a_web_port_that_drops_us_while_the_host_answers_refuses_us_at_once() {
-        let r = judge_round(
-            vec![
-                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
-                probed(
-                    Path::Origin,
-                    Some(ErrorKind::ConnectTimeout),
-                    echoes(10, 10),
-                ),
-            ],
+        let r = round2(
+            (Some(ErrorKind::HttpStatus), None),
+            (Some(ErrorKind::ConnectTimeout), echoes(10, 10)),
             None,
         );
         assert!(r.targets[1].admission.refused);
         // The host does not answer echoes either: down, not filtering.
-        let r = judge_round(
-            vec![
-                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
-                probed(Path::Origin, Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
-            ],
+        let r = round2(
+            (Some(ErrorKind::HttpStatus), None),
+            (Some(ErrorKind::ConnectTimeout), echoes(10, 0)),
             None,
         );
         assert!(!r.targets[1].admission.refused);
         // It answered us before: a change (an overloaded listen queue, a
         // new rule), which stays evidence.
-        let ok = judge_round(
-            vec![
-                probed(Path::Proxy, None, None),
-                probed(Path::Origin, None, echoes(10, 10)),
-            ],
-            None,
-        );
-        let r = judge_round(
-            vec![
-                probed(Path::Proxy, Some(ErrorKind::HttpStatus), None),
-                probed(
-                    Path::Origin,
-                    Some(ErrorKind::ConnectTimeout),
-                    echoes(10, 10),
-                ),
-            ],
+        let ok = round2((None, None), (None, echoes(10, 10)), None);
+        let r = round2(
+            (Some(ErrorKind::HttpStatus), None),
+            (Some(ErrorKind::ConnectTimeout), echoes(10, 10)),
             Some(&ok),
         );
         assert!(!r.targets[1].admission.refused);
@@ -462,13 +431,7 @@ mod tests {
 
     #[test]
     fn an_origin_that_answered_before_and_dies_with_the_site_is_not_refusing() {
-        let ok = judge_round(
-            vec![
-                probed(Path::Proxy, None, None),
-                probed(Path::Origin, None, None),
-            ],
-            None,
-        );
+        let ok = round2((None, None), (None, None), None);
         let mut last = ok;
         // The origin dies; the proxy fails with it, now and then working
         // (another origin, a retry): never a refusal.
@@ -478,11 +441,9 @@ mod tests {
             } else {
                 Some(ErrorKind::HttpStatus)
             };
-            last = judge_round(
-                vec![
-                    probed(Path::Proxy, proxy, None),
-                    probed(Path::Origin, Some(ErrorKind::ConnectRefused), None),
-                ],
+            last = round2(
+                (proxy, None),
+                (Some(ErrorKind::ConnectRefused), None),
                 Some(&last),
             );
             assert!(!last.targets[1].admission.refused, "round {i}");

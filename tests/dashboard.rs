@@ -149,9 +149,10 @@ fn variable_query(v: &Value) -> String {
 // ------------------------------------------------------------------ names
 
 /// The metric names documented in README.md: every backticked
-/// `badgateway_...` in a table row, with `{labels}` cut off. A name that
-/// starts with `_` (`_load5` after `badgateway_host_load1`) replaces the
-/// last `_part` of the name before it in the same row.
+/// `badgateway_...` (or recorded `badgateway:...`) in a table row, with
+/// `{labels}` cut off. A name that starts with `_` (`_load5` after
+/// `badgateway_host_load1`) replaces the last `_part` of the name before it
+/// in the same row.
 fn readme_metrics() -> BTreeSet<String> {
     let text = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let mut names = BTreeSet::new();
@@ -162,7 +163,7 @@ fn readme_metrics() -> BTreeSet<String> {
                 continue; // outside backticks
             }
             let name = code.split('{').next().unwrap_or("").trim();
-            let name = if name.starts_with("badgateway_") {
+            let name = if name.starts_with("badgateway_") || name.starts_with("badgateway:") {
                 name.to_owned()
             } else if name.starts_with('_') {
                 match &previous {
@@ -172,7 +173,10 @@ fn readme_metrics() -> BTreeSet<String> {
             } else {
                 continue;
             };
-            if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+            {
                 previous = Some(name.clone());
                 names.insert(name);
             }

@@ -284,3 +284,149 @@ fn agent_evidence_names_the_firewall_and_fills_the_range() {
         "{v:#}"
     );
 }
+
+/// Proxy and origin drop every echo request while their web ports answer:
+/// a healthy site, the addresses ICMP-silent, their paths measured by TCP
+/// handshakes. Never `packet_loss`.
+#[test]
+fn addresses_that_drop_icmp_are_silent_not_lossy() {
+    let (lab, _origin) = lab(true);
+    for host in [&lab.proxy, &lab.origin] {
+        host.drop_echo_requests();
+    }
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    for t in v["targets"].as_array().unwrap() {
+        assert_eq!(t["icmp"]["loss_ratio"], 1.0, "{t:#}");
+        assert_eq!(t["icmp_silent"], true, "{t:#}");
+        assert_eq!(t["tcp"]["loss_ratio"], 0.0, "{t:#}");
+        assert!(
+            t["tcp"]["rtt_seconds"]["avg"].as_f64().unwrap() > 0.0,
+            "{t:#}"
+        );
+    }
+    // A third of every packet to the proxy lost: the TCP handshakes show it.
+    lab.router.exec(&[
+        "iptables",
+        "-A",
+        "FORWARD",
+        "-d",
+        PROXY_IP,
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.3",
+        "-j",
+        "DROP",
+    ]);
+    let (code, v) = json(&lab, &["--count", "60"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "network_linkage", "{v:#}");
+    assert_eq!(v["reason"], "packet_loss", "{v:#}");
+    let loss = v["targets"][0]["tcp"]["loss_ratio"].as_f64().unwrap();
+    assert!((0.1..0.6).contains(&loss), "TCP loss {loss}");
+}
+
+/// An origin whose web port drops everything but the forwarding range,
+/// while its host answers echoes: the site works, the origin is not probed
+/// straight, and that is no fault. When the site then fails, the prober
+/// cannot tell why and says so rather than blame the origin.
+#[test]
+fn an_origin_that_admits_only_the_forwarding_range() {
+    let (lab, _origin) = lab(true);
+    lab.origin.exec(&[
+        "iptables",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "80",
+        "-s",
+        "198.51.100.0/24",
+        "-j",
+        "ACCEPT",
+    ]);
+    lab.origin.exec(&[
+        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "DROP",
+    ]);
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("does not admit"), "{notes}");
+    // The forwarding IP blocked too: the proxy fails, the direct path is
+    // no evidence, and no cause is named from the probes alone.
+    lab.origin.exec(&[
+        "iptables", "-I", "INPUT", "1", "-s", PROXY_IP, "-p", "tcp", "--dport", "80", "-j", "DROP",
+    ]);
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], Value::Null, "{v:#}");
+    assert!(
+        v["unexplained"]
+            .to_string()
+            .contains("cannot be probed straight"),
+        "{v:#}"
+    );
+}
+
+/// This host has no route out: its own network, not the site.
+#[test]
+fn a_vantage_without_a_route_names_itself() {
+    let (lab, _origin) = lab(true);
+    lab.vantage.exec(&["ip", "route", "del", "default"]);
+    let (code, v) = json(&lab, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["cause"], "exporter", "{v:#}");
+    assert_eq!(v["reason"], "vantage_cut_off", "{v:#}");
+    assert_eq!(v["targets"][0]["error"], "no_route", "{v:#}");
+}
+
+/// HTTPS at the proxy (a test CA), plain HTTP straight to the origin.
+#[test]
+fn https_edge_with_a_plain_http_origin() {
+    let (mut lab, _origin) = lab(true);
+    let dir = lab.dir.path().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = common::tls::certificates(&dir, "www.example.com");
+    let conf = common::nginx_conf(
+        &dir,
+        &format!(
+            "server {{\n  listen {PROXY_IP}:443 ssl;\n  ssl_certificate {0}/cert.pem;\n  ssl_certificate_key {0}/key.pem;\n  \
+             location / {{ proxy_pass http://{ORIGIN_IP}:80; proxy_set_header Host $host; }}\n}}\n",
+            dir.display()
+        ),
+    );
+    let p = lab.proxy.spawn_nginx(&dir, &conf);
+    lab.procs.push(p);
+    lab.proxy
+        .wait_listening(format!("{PROXY_IP}:443").parse().unwrap());
+    let ca = ca.to_string_lossy().into_owned();
+    let out = lab.vantage.output(&[
+        env!("CARGO_BIN_EXE_badgateway-exporter"),
+        "diagnose",
+        "https://www.example.com/healthz",
+        "--origin",
+        ORIGIN_IP,
+        "--proxy",
+        PROXY_IP,
+        "--origin-scheme",
+        "http",
+        "--ca-file",
+        &ca,
+        "--count",
+        "3",
+        "--output",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(
+        v["targets"][0]["phases"]["tls"].as_f64().unwrap() > 0.0,
+        "{v:#}"
+    );
+    assert_eq!(v["targets"][1]["phases"]["tls"], Value::Null, "{v:#}");
+    assert_eq!(v["targets"][1]["status"], 200, "{v:#}");
+}

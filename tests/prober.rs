@@ -286,3 +286,120 @@ fn origin_answering_500() {
         Some(0.0)
     );
 }
+
+/// Proxy and origin drop ICMP echo requests while their web ports answer:
+/// after a round they are ICMP-silent, TCP handshakes measure their paths,
+/// and the judged loss counters count handshakes, none lost.
+#[test]
+fn icmp_silent_addresses_are_measured_by_tcp_handshakes() {
+    let (mut lab, _origin) = lab("1s");
+    for host in [&lab.proxy, &lab.origin] {
+        host.drop_echo_requests();
+    }
+    let listen = lab.start_exporter(&config(true));
+    let s = lab.scrape_until(listen, WAIT, |s| {
+        ["proxy", "origin"].iter().all(|p| {
+            value(s, "badgateway_icmp_silent", p) == Some(1.0)
+                && value(s, "badgateway_tcp_packets_sent", p) == Some(10.0)
+        })
+    });
+    for path in ["proxy", "origin"] {
+        assert_eq!(
+            value(&s, "badgateway_icmp_packet_loss_ratio", path),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&s, "badgateway_tcp_packet_loss_ratio", path),
+            Some(0.0)
+        );
+        assert!(value(&s, "badgateway_path_echoes_sent_total", path).unwrap() >= 10.0);
+        assert_eq!(
+            value(&s, "badgateway_path_echoes_lost_total", path),
+            Some(0.0)
+        );
+        let rtt = s
+            .get(
+                "badgateway_tcp_rtt_seconds",
+                &[("site", "shop"), ("path", path), ("stat", "avg")],
+            )
+            .unwrap();
+        assert!(rtt > 0.0 && rtt < 0.5, "{path}: {rtt}");
+    }
+    assert_eq!(s.get("badgateway_vantage_up", &[]), Some(1.0));
+}
+
+/// Three proxy addresses on the proxy host, each forwarding from itself;
+/// the origin drops one of them: that address alone counts forwarding
+/// failures, the others and the origin's direct probes stay clean.
+#[test]
+fn only_the_blocked_proxy_address_counts_forwarding_failures() {
+    let (mut lab, _origin) = lab("500ms");
+    let dir = lab.dir.path().join("nginx-proxy3");
+    let mut servers = String::new();
+    for ip in ["198.51.100.11", "198.51.100.12"] {
+        lab.proxy
+            .exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        servers.push_str(&format!(
+            "server {{ listen {ip}:80; location / {{ proxy_pass http://{ORIGIN_IP}:80; proxy_bind {ip}; \
+             proxy_connect_timeout 500ms; proxy_read_timeout 500ms; }} }}\n"
+        ));
+    }
+    let conf = common::nginx_conf(&dir, &servers);
+    let p = lab.proxy.spawn_nginx(&dir, &conf);
+    lab.procs.push(p);
+    lab.proxy
+        .wait_listening("198.51.100.12:80".parse().unwrap());
+    lab.origin.exec(&[
+        "iptables",
+        "-A",
+        "INPUT",
+        "-s",
+        "198.51.100.12",
+        "-p",
+        "tcp",
+        "--dport",
+        "80",
+        "-j",
+        "DROP",
+    ]);
+    let yaml = format!(
+        "probe:\n  interval: 1s\n  timeout: 1s\n  icmp: {{enabled: false}}\n  proxy_requests: 2\n\
+         sites:\n  - name: shop\n    url: http://www.example.com/healthz\n    \
+         proxy: [{PROXY_IP}, 198.51.100.11, 198.51.100.12]\n    origin: [{ORIGIN_IP}]\n"
+    );
+    let listen = lab.start_exporter(&yaml);
+    let failures = |s: &Scrape, address: &str| {
+        s.get(
+            "badgateway_forwarding_failures_total",
+            &[("site", "shop"), ("address", address)],
+        )
+    };
+    let s = lab.scrape_until(listen, WAIT, |s| {
+        failures(s, "198.51.100.12").is_some_and(|n| n >= 4.0)
+    });
+    assert_eq!(failures(&s, PROXY_IP), Some(0.0));
+    assert_eq!(failures(&s, "198.51.100.11"), Some(0.0));
+    let probes = s
+        .get(
+            "badgateway_probes_total",
+            &[("site", "shop"), ("address", "198.51.100.12")],
+        )
+        .unwrap();
+    // Two requests a round, every one of them failing at the forwarding hop.
+    assert_eq!(failures(&s, "198.51.100.12"), Some(probes));
+    assert_eq!(
+        s.get("badgateway_forwarding_ip_blocked", &[("site", "shop")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.get(
+            "badgateway_origin_admits_prober",
+            &[("site", "shop"), ("address", ORIGIN_IP)]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "badgateway_probe_failures_total", "origin"),
+        Some(0.0)
+    );
+}

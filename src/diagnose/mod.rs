@@ -28,6 +28,7 @@ pub struct Request {
     pub origin_source: Option<String>,
     pub origin_scheme: Option<String>,
     pub origin_port: Option<u16>,
+    pub ca_file: Option<std::path::PathBuf>,
     pub requests: u32,
     pub count: u32,
     pub timeout: String,
@@ -132,6 +133,12 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
             return Err(bad("--origin-scheme", s, "expected http or https".into()));
         }
     }
+    if let Some(ca) = &r.ca_file {
+        if !ca.is_file() {
+            let shown = ca.to_string_lossy();
+            return Err(bad("--ca-file", &shown, "no such file".into()));
+        }
+    }
     if r.origin_port == Some(0) {
         return Err(bad("--origin-port", "0", "expected 1 to 65535".into()));
     }
@@ -184,6 +191,12 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
         yaml.push_str(&format!("    origin_port: {port}\n"));
     }
     yaml.push_str(&format!("    proxy_requests: {}\n", r.requests));
+    if let Some(ca) = &r.ca_file {
+        yaml.push_str(&format!(
+            "    tls: {{ca_file: {}}}\n",
+            json(&ca.to_string_lossy())
+        ));
+    }
     let mut config = Config::parse(yaml.as_bytes(), "command line")
         .map_err(|e| DiagnoseError::Input(e.to_string()))?;
     Ok(config.sites.remove(0))

@@ -6,6 +6,7 @@
 
 pub mod metrics;
 pub mod origin;
+pub mod tls;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -124,6 +125,22 @@ impl Netns {
         })
         .join()
         .expect("thread in namespace panicked")
+    }
+
+    /// The host drops every ICMP echo request sent to it, as many load
+    /// balancers and Anti-DDoS edges do.
+    pub fn drop_echo_requests(&self) {
+        self.exec(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "echo-request",
+            "-j",
+            "DROP",
+        ]);
     }
 
     /// A plain HTTP GET from inside the namespace: (status, body).
