@@ -12,6 +12,8 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::agent::Agent;
+use crate::diagnosis::answer::{self, Kind};
+use crate::diagnosis::forwarding::HopFailure;
 use crate::probe::{EchoRound, Path};
 use crate::results::{Results, SiteEntry, SiteResult};
 
@@ -130,7 +132,7 @@ const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in t
 
 /// The probe metric families, in the order they are exposed: name, type,
 /// help.
-const FAMILIES: [(&str, &str, &str); 20] = [
+const FAMILIES: [(&str, &str, &str); 22] = [
     ("badgateway_probe_success", "gauge", "1 when every HTTP request of the last round got an expected status (several through each proxy address, see proxy_requests)."),
     ("badgateway_http_status_code", "gauge", "Status of the last round's first failed request, else of its last; 0 when no response came."),
     ("badgateway_http_duration_seconds", "gauge", "Time the last HTTP probe spent in each phase (resolve, connect, tls, processing to the first byte, transfer); 0 for a phase not reached."),
@@ -143,9 +145,11 @@ const FAMILIES: [(&str, &str, &str); 20] = [
     ("badgateway_tcp_packet_loss_ratio", "gauge", "Share of TCP handshakes (SYN to the web port) of the last round that got no answer, 0..1; run where ICMP cannot measure the path."),
     ("badgateway_tcp_rtt_seconds", "gauge", "TCP handshake round-trip time over the last round: min, avg, max, and stddev (jitter)."),
     ("badgateway_tcp_packets_sent", "gauge", "TCP handshakes attempted in the last round."),
-    ("badgateway_probes_total", "counter", "HTTP probes run."),
-    ("badgateway_probe_failures_total", "counter", "HTTP probes that failed."),
-    ("badgateway_forwarding_failures_total", "counter", "Probes through this proxy address that failed at the proxy-to-origin hop while every origin address answered straight in the same round."),
+    ("badgateway_probes_total", "counter", "HTTP requests sent."),
+    ("badgateway_probe_failures_total", "counter", "HTTP requests that failed, by kind: unanswered (refused, connect time-out, unreachable, TLS handshake failed), broken (time-out or reset after connecting), gateway (a proxy's 502, 504, 52x about its upstream), upstream_tls (525, 526), proxy (a page the proxy made itself: its WAF, a challenge), refused (401, 403, 407, 429, 503), error (other 5xx), other."),
+    ("badgateway_forwarding_failures_total", "counter", "Requests through this proxy address that failed at the proxy-to-origin hop while every origin address answered straight in the same round, by kind: gateway (gateway error, time-out, reset) or refused (a refusal or error status the origin or the proxy made)."),
+    ("badgateway_failure_made_by", "gauge", "1 for who made the last round's first failing answer: proxy (a page of its own, not about its upstream), proxy_about_upstream (a 502, 504, 52x), or upstream_or_unknown (passed on, or no sign who made it); absent when no failing answer came."),
+    ("badgateway_tls_earliest_cert_expiry_timestamp_seconds", "gauge", "Unix time the earliest certificate of the server's chain expires, from the last TLS handshake (also one refused on an expired certificate)."),
     ("badgateway_path_echoes_sent_total", "counter", "Echoes that measured the path's loss: ICMP, or TCP handshakes for an ICMP-silent address. Rounds with no reply at all are left out (the path was down or filtered, not lossy)."),
     ("badgateway_path_echoes_lost_total", "counter", "Of those, the echoes that got no reply."),
     ("badgateway_origin_admits_prober", "gauge", "1 when the origin admits this prober's direct probes; 0 when they fail while the site works through the proxy (an origin that admits only the forwarding ranges), held until one succeeds: its direct failures are then no evidence about the origin."),
@@ -168,11 +172,13 @@ const TCP_SENT: usize = 11;
 const PROBES: usize = 12;
 const PROBE_FAILURES: usize = 13;
 const FORWARDING_FAILURES: usize = 14;
-const ECHOES_SENT: usize = 15;
-const ECHOES_LOST: usize = 16;
-const ADMITS: usize = 17;
-const BLOCKED: usize = 18;
-const FINISHED: usize = 19;
+const MADE_BY: usize = 15;
+const CERT_EXPIRY: usize = 16;
+const ECHOES_SENT: usize = 17;
+const ECHOES_LOST: usize = 18;
+const ADMITS: usize = 19;
+const BLOCKED: usize = 20;
+const FINISHED: usize = 21;
 
 /// One site's series for each probe family, in the text format.
 #[derive(Debug, Default)]
@@ -192,7 +198,7 @@ impl SiteExposition {
                 escape(&t.address)
             );
             let h = &t.http;
-            let all_served = t.failed_requests == 0;
+            let all_served = t.failed_requests() == 0;
             sample(&mut f[SUCCESS], SUCCESS, &base, "", bool_value(all_served));
             sample(
                 &mut f[STATUS],
@@ -233,17 +239,33 @@ impl SiteExposition {
             }
             let n = &t.totals;
             sample(&mut f[PROBES], PROBES, &base, "", n.probes as f64);
-            let failures = n.probe_failures as f64;
-            sample(&mut f[PROBE_FAILURES], PROBE_FAILURES, &base, "", failures);
+            for kind in Kind::ALL {
+                let extra = format!(",kind=\"{}\"", kind.as_str());
+                let v = n.failures[kind.index()] as f64;
+                sample(&mut f[PROBE_FAILURES], PROBE_FAILURES, &base, &extra, v);
+            }
             if t.path == Path::Proxy {
-                let forwarding = n.forwarding_failures as f64;
-                sample(
-                    &mut f[FORWARDING_FAILURES],
-                    FORWARDING_FAILURES,
-                    &base,
-                    "",
-                    forwarding,
-                );
+                for hop in HopFailure::ALL {
+                    let extra = format!(",kind=\"{}\"", hop.as_str());
+                    let v = n.forwarding[hop as usize] as f64;
+                    sample(
+                        &mut f[FORWARDING_FAILURES],
+                        FORWARDING_FAILURES,
+                        &base,
+                        &extra,
+                        v,
+                    );
+                }
+            }
+            if let Some(by) = answer::kind(h).and_then(Kind::made_by) {
+                let extra = format!(",by=\"{by}\"");
+                sample(&mut f[MADE_BY], MADE_BY, &base, &extra, 1.0);
+            }
+            if let Some(at) = h.cert_not_after {
+                let secs = at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                sample(&mut f[CERT_EXPIRY], CERT_EXPIRY, &base, "", secs);
             }
             sample(
                 &mut f[ECHOES_SENT],

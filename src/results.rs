@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use crate::diagnosis::answer::Kind;
 use crate::metrics::SiteExposition;
 use crate::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
@@ -22,9 +23,9 @@ pub struct TargetResult {
     /// The round's HTTP outcome: its first failed request, else its last.
     pub http: HttpOutcome,
     /// HTTP requests of this round (several through each proxy address),
-    /// and those that failed.
+    /// and those that failed, by kind (indexed as `answer::Kind::ALL`).
     pub requests: u32,
-    pub failed_requests: u32,
+    pub failures: [u32; Kind::ALL.len()],
     /// `None` when ICMP is off for the site or could not run.
     pub icmp: Option<EchoRound>,
     /// TCP handshakes to the web port: run where ICMP cannot measure the
@@ -35,14 +36,23 @@ pub struct TargetResult {
     /// reply comes back.
     pub icmp_silent: bool,
     /// Proxy path: requests of this round that failed at the
-    /// proxy-to-origin hop while every origin answered straight.
-    pub forwarding_failures: u32,
+    /// proxy-to-origin hop while every origin answered straight, by
+    /// `forwarding::HopFailure` (gateway, refused).
+    pub forwarding: [u32; 2],
     /// Origin path: whether this origin admits the prober's direct probes.
     pub admission: Admission,
     pub totals: Totals,
 }
 
 impl TargetResult {
+    pub fn failed_requests(&self) -> u32 {
+        self.failures.iter().sum()
+    }
+
+    pub fn forwarding_failures(&self) -> u32 {
+        self.forwarding.iter().sum()
+    }
+
     /// The echoes that measure this path's loss and jitter: ICMP, unless
     /// the address is ICMP-silent, then the TCP handshakes. `None` when
     /// neither ran this round.
@@ -120,11 +130,11 @@ impl Admission {
 /// was first configured), carried from round to round.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
-    /// HTTP requests, and those that failed.
+    /// HTTP requests, and those that failed, by kind.
     pub probes: u64,
-    pub probe_failures: u64,
+    pub failures: [u64; Kind::ALL.len()],
     /// Proxy path: requests that failed at the forwarding hop (above).
-    pub forwarding_failures: u64,
+    pub forwarding: [u64; 2],
     /// Echoes that judged the path's loss, and those lost; rounds that got
     /// no reply at all are left out: the path was down or filtered then,
     /// which other evidence judges, not lossy.

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
 use crate::config::{Address, EchoSettings, Site};
-use crate::diagnosis;
+use crate::diagnosis::answer::{self, Kind};
+use crate::diagnosis::forwarding;
 use crate::probe::http::{self, Destination};
 use crate::probe::icmp::Pingers;
 use crate::probe::{tcp, EchoRound, ErrorKind, HttpOutcome, Path};
@@ -207,11 +208,11 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
                 address: p.label,
                 http: representative(&p.requests),
                 requests: p.requests.len() as u32,
-                failed_requests: p.requests.iter().filter(|h| !h.success()).count() as u32,
+                failures: by_kind(&p.requests),
                 icmp: p.icmp,
                 tcp: p.tcp,
                 icmp_silent: false,
-                forwarding_failures: 0,
+                forwarding: [0; 2],
                 admission: before.map(|t| t.admission).unwrap_or_default(),
                 totals: before.map(|t| t.totals).unwrap_or_default(),
             };
@@ -225,27 +226,36 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
     // every request of the round.
     let site_worked = targets
         .iter()
-        .any(|t| t.path == Path::Proxy && t.failed_requests == 0);
-    let failures: Vec<u32> = targets
+        .any(|t| t.path == Path::Proxy && t.failed_requests() == 0);
+    let failures: Vec<[u32; 2]> = targets
         .iter()
         .zip(&requests)
         .map(|(t, sent)| match t.path {
-            Path::Proxy => diagnosis::forwarding_failures(t, sent, &targets),
-            Path::Origin => 0,
+            Path::Proxy => forwarding::round_failures(t, sent, &targets),
+            Path::Origin => [0; 2],
         })
         .collect();
     for (t, n) in targets.iter_mut().zip(failures) {
-        t.forwarding_failures = n;
+        t.forwarding = n;
         if t.path == Path::Origin {
             t.admission = t.admission.next(t.http.success(), site_worked, filtered(t));
         }
         count(t);
     }
     SiteResult {
-        forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failures > 0),
+        forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failures() > 0),
         targets,
         finished: SystemTime::now(),
     }
+}
+
+/// A round's failed requests, by kind.
+fn by_kind(requests: &[HttpOutcome]) -> [u32; Kind::ALL.len()] {
+    let mut out = [0; Kind::ALL.len()];
+    for k in requests.iter().filter_map(answer::kind) {
+        out[k.index()] += 1;
+    }
+    out
 }
 
 /// The outcome that stands for a round's requests in the gauges: the first
@@ -283,8 +293,12 @@ fn count(t: &mut TargetResult) {
     let echoes = t.path_echoes().copied().filter(|e| e.received > 0);
     let totals: &mut Totals = &mut t.totals;
     totals.probes += u64::from(t.requests);
-    totals.probe_failures += u64::from(t.failed_requests);
-    totals.forwarding_failures += u64::from(t.forwarding_failures);
+    for (total, n) in totals.failures.iter_mut().zip(t.failures) {
+        *total += u64::from(n);
+    }
+    for (total, n) in totals.forwarding.iter_mut().zip(t.forwarding) {
+        *total += u64::from(n);
+    }
     if let Some(e) = echoes {
         totals.path_echoes_sent += u64::from(e.sent);
         totals.path_echoes_lost += u64::from(e.sent - e.received);
@@ -304,6 +318,8 @@ mod tests {
             duration: Duration::from_millis(5),
             error,
             detail: None,
+            proxy_signature: None,
+            cert_not_after: None,
         }
     }
 
@@ -361,7 +377,7 @@ mod tests {
         assert!(!r3.targets[0].icmp_silent);
         assert_eq!(r3.targets[0].totals.path_echoes_lost, 9);
         assert_eq!(r3.targets[0].totals.probes, 3);
-        assert_eq!(r3.targets[0].totals.probe_failures, 1);
+        assert_eq!(r3.targets[0].totals.failures.iter().sum::<u64>(), 1);
     }
 
     #[test]

@@ -416,9 +416,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "proxy requests out of range",
-            site_with("    proxy_requests: 21\n"),
+            site_with("    proxy_requests: 101\n"),
             Some((5, 21)),
-            &["sites[0].proxy_requests", "1 to 20"],
+            &["sites[0].proxy_requests", "1 to 100"],
         ),
         case(
             "unsupported method",

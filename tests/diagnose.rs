@@ -357,15 +357,16 @@ fn an_origin_that_admits_only_the_forwarding_range() {
     let notes = v["notes"].to_string();
     assert!(notes.contains("does not admit"), "{notes}");
     // The forwarding IP blocked too: the proxy fails, the direct path is
-    // no evidence, and no cause is named from the probes alone.
+    // no evidence, and the probes alone cannot name a cause: they say so.
     lab.origin.exec(&[
         "iptables", "-I", "INPUT", "1", "-s", PROXY_IP, "-p", "tcp", "--dport", "80", "-j", "DROP",
     ]);
     let (code, v) = json(&lab, &[]);
     assert_eq!(code, 1, "{v:#}");
-    assert_eq!(v["cause"], Value::Null, "{v:#}");
+    assert_eq!(v["cause"], "exporter", "{v:#}");
+    assert_eq!(v["reason"], "origin_not_probeable", "{v:#}");
     assert!(
-        v["unexplained"]
+        v["findings"][0]["evidence"]
             .to_string()
             .contains("cannot be probed straight"),
         "{v:#}"

@@ -18,13 +18,15 @@ use serde_norway::Value;
 
 /// Every cause and the reasons that explain it. Each pair must have at
 /// least one alert; no alert may use anything else.
-use badgateway_exporter::diagnosis::verdict::{EXPORTER_REASONS, VOCABULARY as CAUSES};
+use badgateway_exporter::diagnosis::Cause;
 
-/// The product's causes and reasons, plus the exporter's own.
-fn vocabulary() -> Vec<(&'static str, &'static [&'static str])> {
-    let mut v = CAUSES.to_vec();
-    v.push(("exporter", &EXPORTER_REASONS));
-    v
+/// Every cause and its reasons, the exporter's own too: the crate's
+/// vocabulary.
+fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
+    Cause::ALL
+        .iter()
+        .map(|c| (c.as_str(), c.reasons().map(|r| r.as_str()).collect()))
+        .collect()
 }
 
 const RUNBOOK_BASE: &str = "https://runbooks.example.com/badgateway-exporter/runbook.md#";
@@ -106,6 +108,7 @@ struct Alert {
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
     for_: Option<String>,
+    expr: String,
     file: PathBuf,
 }
 
@@ -144,6 +147,7 @@ fn alerts() -> Vec<Alert> {
                     labels: string_map(&r["labels"]),
                     annotations: string_map(&r["annotations"]),
                     for_: r["for"].as_str().map(str::to_owned),
+                    expr: r["expr"].as_str().unwrap_or("").to_owned(),
                     file: file.clone(),
                 });
             }
@@ -205,6 +209,89 @@ fn runbook_anchors() -> BTreeSet<String> {
         .collect()
 }
 
+/// Every recording rule: (name, expression).
+fn records() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for file in rule_files() {
+        let doc = load(&file);
+        for g in doc["groups"].as_sequence().unwrap() {
+            for r in g["rules"].as_sequence().unwrap() {
+                if let Some(name) = r["record"].as_str() {
+                    out.push((name.to_owned(), r["expr"].as_str().unwrap_or("").to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An expression with the expressions of the records it reads, and theirs.
+fn with_records(expr: &str, records: &[(String, String)]) -> String {
+    let mut text = expr.to_owned();
+    let mut seen = BTreeSet::new();
+    loop {
+        let more: Vec<&(String, String)> = records
+            .iter()
+            .filter(|(name, _)| text.contains(name.as_str()) && !seen.contains(name))
+            .collect();
+        if more.is_empty() {
+            return text;
+        }
+        for (name, e) in more {
+            seen.insert(name.clone());
+            text.push('\n');
+            text.push_str(e);
+        }
+    }
+}
+
+/// The rules judge with the crate's thresholds: every number and `for:`
+/// that `diagnose` uses stands in the alert (or a record it reads).
+#[test]
+fn thresholds_are_the_crates() {
+    let alerts = alerts();
+    let records = records();
+    let mut errors = Vec::new();
+    for t in badgateway_exporter::diagnosis::thresholds::in_rules() {
+        let Some(a) = alerts.iter().find(|a| a.name == t.alert) else {
+            errors.push(format!("{}: no such alert", t.alert));
+            continue;
+        };
+        if a.for_.as_deref() != Some(t.for_) {
+            errors.push(format!(
+                "{}: for {:?} in the rules, {} in the crate",
+                t.alert, a.for_, t.for_
+            ));
+        }
+        let text = with_records(&a.expr, &records);
+        for f in &t.fragments {
+            if !text.contains(f.as_str()) {
+                errors.push(format!("{}: the crate's `{f}` is not in its rule", t.alert));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// The check above can fail: a number changed in a copy of the rules is
+/// found.
+#[test]
+fn a_changed_threshold_is_found() {
+    let records = records();
+    let alerts = alerts();
+    let loss = alerts
+        .iter()
+        .find(|a| a.name == "BadGatewayPacketLoss")
+        .unwrap();
+    let changed = loss.expr.replace("> 0.1", "> 0.2");
+    let text = with_records(&changed, &records);
+    let t = badgateway_exporter::diagnosis::thresholds::in_rules()
+        .into_iter()
+        .find(|t| t.alert == "BadGatewayPacketLoss")
+        .unwrap();
+    assert!(t.fragments.iter().any(|f| !text.contains(f.as_str())));
+}
+
 #[test]
 fn promtool_check_rules() {
     let files = rule_files();
@@ -228,7 +315,7 @@ fn every_reason_has_an_alert_and_no_alert_leaves_the_vocabulary() {
     let alerts = alerts();
     let mut errors = Vec::new();
     for (cause, reasons) in &vocabulary() {
-        for reason in *reasons {
+        for reason in reasons {
             if !alerts.iter().any(|a| {
                 a.labels.get("cause").map(String::as_str) == Some(*cause)
                     && a.labels.get("reason").map(String::as_str) == Some(*reason)

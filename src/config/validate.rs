@@ -29,7 +29,7 @@ const MAX_ICMP_COUNT: i64 = 1000;
 const MIN_ICMP_INTERVAL: Duration = Duration::from_millis(1);
 const MAX_ICMP_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_BODY_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
-const MAX_PROXY_REQUESTS: i64 = 20;
+const MAX_PROXY_REQUESTS: i64 = 100;
 
 pub(crate) fn validate(
     raw: RawConfig,

@@ -6,15 +6,14 @@ mod agent;
 mod report;
 mod steps;
 
-pub use steps::meaning;
-
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Address, Config};
-use crate::diagnosis::verdict::{self, AgentEvidence};
+use crate::diagnosis::evidence::{agent_from_metrics, Scrape};
+use crate::diagnosis::{self, AgentEvidence, Evidence};
 use crate::probe::icmp::Pingers;
 use crate::round::SiteProber;
 
@@ -68,11 +67,22 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
             pingers: Arc::new(Pingers::new()),
             tcp_always: true,
         });
-        let (round, agent) =
-            tokio::join!(prober.round(None), fetch_agent(request.agent.as_deref()));
+        // The agent is read before and after the round: its access log's
+        // rates over the round, as the rules take them over a window.
+        let before = fetch_agent(request.agent.as_deref()).await;
+        let started = std::time::Instant::now();
+        let round = prober.round(None).await;
+        let after = fetch_agent(request.agent.as_deref()).await;
+        let seconds = started.elapsed().as_secs_f64();
         progress.finish();
-        let agent_evidence = agent.as_ref().ok();
-        let verdict = verdict::judge(&round, agent_evidence);
+        let agent: Result<AgentEvidence, String> = after.map(|now| {
+            let now = Scrape::parse(&now);
+            let before = before.ok().map(|b| Scrape::parse(&b));
+            agent_from_metrics(&now, before.as_ref().map(|b| (b, seconds)))
+        });
+        let cut_off = diagnosis::vantage_cut_off([&round]);
+        let evidence = Evidence::from_round(&round, cut_off, agent.as_ref().ok().cloned());
+        let verdict = diagnosis::judge(&evidence);
         let report = report::Report {
             site: &prober.site,
             round: &round,
@@ -89,7 +99,7 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
     })
 }
 
-async fn fetch_agent(url: Option<&str>) -> Result<AgentEvidence, String> {
+async fn fetch_agent(url: Option<&str>) -> Result<String, String> {
     match url {
         None => Err("no --agent given".into()),
         Some(u) => agent::fetch(u).await,
@@ -142,11 +152,11 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
     if r.origin_port == Some(0) {
         return Err(bad("--origin-port", "0", "expected 1 to 65535".into()));
     }
-    if !(1..=20).contains(&r.requests) {
+    if !(1..=100).contains(&r.requests) {
         return Err(bad(
             "--requests",
             &r.requests.to_string(),
-            "expected 1 to 20".into(),
+            "expected 1 to 100".into(),
         ));
     }
     let timeout = humantime::parse_duration(&r.timeout)

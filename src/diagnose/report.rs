@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::steps::{self, Context};
 use crate::config::Site;
-use crate::diagnosis::verdict::{AgentEvidence, Verdict};
+use crate::diagnosis::{AgentEvidence, Verdict};
 use crate::probe::EchoRound;
 use crate::results::{SiteResult, TargetResult};
 
@@ -109,17 +109,17 @@ impl Report<'_> {
                 "VERDICT  {}",
                 paint(
                     "1;31",
-                    &format!("{} / {}", first.cause.as_str(), first.reason)
+                    &format!("{} / {}", first.cause().as_str(), first.reason.as_str())
                 )
             );
-            let _ = writeln!(out, "         {}", steps::meaning(first.reason));
+            let _ = writeln!(out, "         {}", first.reason.meaning());
             for f in &v.findings[1..] {
                 let _ = writeln!(
                     out,
                     "  also   {} / {}: {}",
-                    f.cause.as_str(),
-                    f.reason,
-                    steps::meaning(f.reason)
+                    f.cause().as_str(),
+                    f.reason.as_str(),
+                    f.reason.meaning()
                 );
             }
         } else {
@@ -131,6 +131,9 @@ impl Report<'_> {
         }
         for u in &v.unexplained {
             let _ = writeln!(out, "  failing {u}");
+        }
+        for a in &v.against {
+            let _ = writeln!(out, "  against {a}");
         }
         for n in &v.notes {
             let _ = writeln!(out, "  note   {n}");
@@ -198,9 +201,9 @@ impl Report<'_> {
             .iter()
             .map(|f| {
                 json!({
-                    "cause": f.cause.as_str(),
-                    "reason": f.reason,
-                    "summary": steps::meaning(f.reason),
+                    "cause": f.cause().as_str(),
+                    "reason": f.reason.as_str(),
+                    "summary": f.reason.meaning(),
                     "evidence": f.evidence,
                     "next_steps": steps::next_steps(f, &cx),
                 })
@@ -210,10 +213,11 @@ impl Report<'_> {
         let doc = json!({
             "url": self.site.url.as_str(),
             "healthy": v.healthy(),
-            "cause": first.map(|f| f.cause.as_str()),
-            "reason": first.map(|f| f.reason),
+            "cause": first.map(|f| f.cause().as_str()),
+            "reason": first.map(|f| f.reason.as_str()),
             "findings": findings,
             "unexplained": v.unexplained,
+            "against": v.against,
             "notes": v.notes,
             "forwarding_ip_blocked": self.round.forwarding_ip_blocked,
             "targets": self.round.targets.iter().map(target_json).collect::<Vec<_>>(),
@@ -251,7 +255,7 @@ fn row(t: &TargetResult) -> String {
         "  {:<7} {:<24} {:>6} {:>6} {:<16} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8} {:>8}",
         t.path.as_str(),
         t.address,
-        format!("{}/{}", t.failed_requests, t.requests),
+        format!("{}/{}", t.failed_requests(), t.requests),
         h.status.map_or("-".into(), |s| s.to_string()),
         h.error.map_or("-", |e| e.as_str()),
         ms(h.phases.connect),
@@ -310,10 +314,17 @@ fn target_json(t: &TargetResult) -> Value {
         "path": t.path.as_str(),
         "address": t.address,
         "resolved": h.resolved.map(|ip| ip.to_string()),
-        "success": t.failed_requests == 0,
+        "success": t.failed_requests() == 0,
         "requests": t.requests,
-        "failed_requests": t.failed_requests,
-        "forwarding_failures": t.forwarding_failures,
+        "failed_requests": t.failed_requests(),
+        "failures": crate::diagnosis::answer::Kind::ALL
+            .iter()
+            .filter(|k| t.failures[k.index()] > 0)
+            .map(|k| (k.as_str(), t.failures[k.index()]))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+        "forwarding_failures": t.forwarding_failures(),
+        "proxy_signature": h.proxy_signature,
+        "cert_not_after": h.cert_not_after.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
         "status": h.status,
         "error": h.error.map(|e| e.as_str()),
         "detail": h.detail,

@@ -1,239 +1,262 @@
 //! The cause logic: what each cause of a 502 changes on each path, and what
-//! it leaves alone. Shared by the exporter's `forwarding_ip_blocked` flag
-//! and by `diagnose`.
+//! it leaves alone. One file per cause, each naming at its top the alert
+//! rules that implement the same judgement in `rules/badgateway.rules.yml`:
 //!
-//! A blocked forwarding IP breaks only the proxy→origin hop. So the proxy
-//! itself still accepts our connection (TCP and TLS to the proxy work) and
-//! then answers with a gateway error, or the origin's refusal passed
-//! through, or keeps us waiting; meanwhile the origin, probed straight with
-//! the domain pinned to it, answers well and quickly. A slow origin also
-//! makes the proxy give up while the origin still answers, so a proxy
-//! time-out only counts when the origin answered much sooner than the proxy
-//! gave up.
+//! - `forwarding.rs`: the origin's firewall or host security refuses the
+//!   proxy's forwarding IPs; also the per-request judgement the prober
+//!   counts in `badgateway_forwarding_failures_total`;
+//! - `origin.rs`: the origin is down, broken, slow, saturated or exposed;
+//! - `network.rs`: loss and jitter on a path;
+//! - `proxy.rs`: the proxy itself cannot be reached;
+//! - `exporter.rs`: what the prober cannot see (its own network, an origin
+//!   it may not probe, a proxy that answers it with its own pages).
+//!
+//! They judge [`Evidence`]: one vantage's view of a site over a span (one
+//! round for `diagnose`, counters over a window when read from metrics),
+//! with the origin agent's. The numbers are in [`thresholds`], shared with
+//! the rules. `answer.rs` tells who made a failing answer.
 
-pub mod verdict;
+pub mod answer;
+pub mod evidence;
+mod exporter;
+pub mod forwarding;
+mod network;
+mod origin;
+mod proxy;
+pub mod thresholds;
 
-use std::time::Duration;
+use serde::Serialize;
 
-use crate::probe::{ErrorKind, HttpOutcome, Path};
-use crate::results::{SiteResult, TargetResult};
+pub use evidence::{AgentEvidence, Evidence, TargetEvidence};
+pub use exporter::vantage_cut_off;
 
-/// Statuses a proxy uses when its upstream did not answer in time
-/// (nginx 504; CDNs' 522 connection timed out and 524 a timeout occurred).
-const UPSTREAM_TIMEOUT_STATUSES: [u16; 3] = [504, 522, 524];
-
-/// A proxy that gave up after waiting this share of the time the origin
-/// takes to answer may have given up because of the origin's slowness.
-const SLOWNESS_SHARE: f64 = 0.5;
-
-/// How a proxy-path probe failed, as far as the cause logic cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProxyFailure {
-    /// The proxy answered, with a status that says its upstream failed or
-    /// refused (5xx, or 403/429 passed through from the origin).
-    Gateway,
-    /// The proxy accepted the connection and then ran out of time waiting
-    /// for its upstream (504/522/524, or our own deadline).
-    UpstreamTimeout,
-    /// The proxy itself could not be reached: nothing about forwarding.
-    ProxyUnreachable,
-    /// Any other answer (a 404, a redirect not expected, ...).
-    Other,
+/// The `cause` label: the three causes of a 502, the proxy itself, and the
+/// monitoring's own view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    ForwardingIpBlocked,
+    OriginAbnormal,
+    NetworkLinkage,
+    Proxy,
+    Exporter,
 }
 
-/// Classify a failed proxy-path probe; `None` when it succeeded.
-pub fn proxy_failure(outcome: &HttpOutcome) -> Option<ProxyFailure> {
-    let kind = outcome.error?;
-    Some(match kind {
-        ErrorKind::HttpStatus => match outcome.status {
-            Some(s) if UPSTREAM_TIMEOUT_STATUSES.contains(&s) => ProxyFailure::UpstreamTimeout,
-            Some(s) if s >= 500 || s == 403 || s == 429 => ProxyFailure::Gateway,
-            _ => ProxyFailure::Other,
-        },
-        ErrorKind::Timeout => ProxyFailure::UpstreamTimeout,
-        // A reset after the connection was up: some proxies hang up when
-        // their upstream does.
-        ErrorKind::Reset | ErrorKind::HttpProtocol => ProxyFailure::Gateway,
-        ErrorKind::Dns
-        | ErrorKind::SourceAddress
-        | ErrorKind::ConnectRefused
-        | ErrorKind::ConnectTimeout
-        | ErrorKind::Unreachable
-        | ErrorKind::NoRoute
-        | ErrorKind::Tls => ProxyFailure::ProxyUnreachable,
-    })
-}
+impl Cause {
+    pub const ALL: [Cause; 5] = [
+        Cause::ForwardingIpBlocked,
+        Cause::OriginAbnormal,
+        Cause::NetworkLinkage,
+        Cause::Proxy,
+        Cause::Exporter,
+    ];
 
-/// How many of `requests`, sent through the proxy address `proxy` in one
-/// round, failed in a way only the proxy→origin hop explains, while every
-/// origin address, probed straight in the same round, answered well and
-/// faster than the slowness that could explain a proxy time-out. An origin
-/// address that fails by itself is the likelier explanation of the proxy's
-/// failure, so it rules them out; so does loss on the path to this proxy
-/// address, which also makes the proxy time out or reset while the origin
-/// answers.
-pub fn forwarding_failures(
-    proxy: &TargetResult,
-    requests: &[HttpOutcome],
-    round: &[TargetResult],
-) -> u32 {
-    let origins: Vec<&HttpOutcome> = round
-        .iter()
-        .filter(|t| t.path == Path::Origin)
-        .map(|t| &t.http)
-        .collect();
-    let lossy = proxy
-        .path_echoes()
-        .is_some_and(|e| e.received > 0 && e.loss_ratio() > verdict::LOSS_THRESHOLD);
-    if lossy {
-        return 0;
-    }
-    requests
-        .iter()
-        .filter(|r| fails_at_forwarding_hop(r, &origins))
-        .count() as u32
-}
-
-/// Addresses that must all go silent at once, when the failures are not
-/// this host's own, before the prober blames its own network: a proxy and
-/// an origin both down is a site's outage; three addresses and more, all
-/// the sites this prober watches, is the prober.
-pub const CUT_OFF_ADDRESSES: usize = 3;
-
-/// This prober's own network is cut off: in the latest round of every site
-/// nothing came back from any address, and every failure was this host's
-/// own (no route out, no name resolution, no source address), or at least
-/// [`CUT_OFF_ADDRESSES`] different addresses went silent together.
-pub fn vantage_cut_off<'a>(rounds: impl IntoIterator<Item = &'a SiteResult>) -> bool {
-    let mut any = false;
-    let mut all_local = true;
-    let mut addresses = std::collections::HashSet::new();
-    for round in rounds {
-        if round.reached_anything() {
-            return false;
-        }
-        any = true;
-        all_local &= round.failed_locally();
-        if addresses.len() < CUT_OFF_ADDRESSES {
-            addresses.extend(round.targets.iter().map(|t| t.address.as_str()));
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::ForwardingIpBlocked => "forwarding_ip_blocked",
+            Cause::OriginAbnormal => "origin_abnormal",
+            Cause::NetworkLinkage => "network_linkage",
+            Cause::Proxy => "proxy",
+            Cause::Exporter => "exporter",
         }
     }
-    any && (all_local || addresses.len() >= CUT_OFF_ADDRESSES)
+
+    /// The reasons that explain this cause.
+    pub fn reasons(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL.into_iter().filter(move |r| r.cause() == self)
+    }
 }
 
-/// The HTTP part of [`forwarding_failure`].
-pub fn fails_at_forwarding_hop(proxy: &HttpOutcome, origins: &[&HttpOutcome]) -> bool {
-    if origins.is_empty() || !origins.iter().all(|o| o.success()) {
-        return false;
-    }
-    let slowest_origin: Duration = origins.iter().map(|o| o.duration).max().unwrap_or_default();
-    match proxy_failure(proxy) {
-        Some(ProxyFailure::Gateway) => true,
-        Some(ProxyFailure::UpstreamTimeout) => {
-            slowest_origin.as_secs_f64() < SLOWNESS_SHARE * proxy.duration.as_secs_f64()
+macro_rules! reasons {
+    ($($variant:ident, $name:literal, $cause:ident, $meaning:literal;)*) => {
+        /// The `reason` label: the evidence behind a cause, each with its
+        /// section in `docs/runbook.md`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $($variant,)*
         }
-        _ => false,
+
+        impl Reason {
+            pub const ALL: [Reason; [$($name),*].len()] = [$(Reason::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $name,)*
+                }
+            }
+
+            pub fn cause(self) -> Cause {
+                match self {
+                    $(Reason::$variant => Cause::$cause,)*
+                }
+            }
+
+            /// One sentence on what it means.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $meaning,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    ProxyFailsOriginOk, "proxy_fails_origin_ok", ForwardingIpBlocked,
+        "The proxy cannot get an answer from the origin, but the origin answers a direct request: the origin's firewall or host security refuses the proxy's forwarding IPs.";
+    FirewallBlocksForwardingRange, "firewall_blocks_forwarding_range", ForwardingIpBlocked,
+        "The origin's own firewall drops or rejects the proxy's forwarding range.";
+    ForwardingIpRateLimited, "forwarding_ip_rate_limited", ForwardingIpBlocked,
+        "The origin rate-limits the proxy's forwarding IPs (firewall limit rules, or the web server's request limits).";
+    OriginUnreachable, "origin_unreachable", OriginAbnormal,
+        "The origin does not answer at all: the server, its data center or its link is down.";
+    WebServiceDown, "web_service_down", OriginAbnormal,
+        "The origin host is up but its web server does not accept connections.";
+    OriginHttpErrors, "origin_http_errors", OriginAbnormal,
+        "The origin answers, with errors of its own.";
+    OriginSlow, "origin_slow", OriginAbnormal,
+        "The origin answers more slowly than the proxy is willing to wait.";
+    OriginTlsError, "origin_tls_error", OriginAbnormal,
+        "The origin's TLS fails: its certificate is expired, untrusted or for another name, or its handshake fails, and the proxy reports it.";
+    CpuSaturated, "cpu_saturated", OriginAbnormal,
+        "The origin's CPU is saturated.";
+    MemorySaturated, "memory_saturated", OriginAbnormal,
+        "The origin's memory is exhausted.";
+    BandwidthSaturated, "bandwidth_saturated", OriginAbnormal,
+        "The origin's network link is full.";
+    OriginExposed, "origin_exposed", OriginAbnormal,
+        "Traffic reaches the origin from outside the proxy's forwarding ranges: its address is known and it can be attacked directly.";
+    PacketLoss, "packet_loss", NetworkLinkage,
+        "Packets are lost on the network path.";
+    Jitter, "jitter", NetworkLinkage,
+        "Round-trip times on the network path vary widely.";
+    PartialVantageFailure, "partial_vantage_failure", NetworkLinkage,
+        "The site fails from some vantage points and works from others: the network between them and the site is at fault, not the site.";
+    ProxyUnreachable, "proxy_unreachable", Proxy,
+        "The protecting proxy itself cannot be reached: it refuses TCP or TLS, or does not answer, so no 502 is even returned.";
+    TargetDown, "target_down", Exporter,
+        "Prometheus cannot scrape a badgateway-exporter: its evidence is missing.";
+    CollectorFailing, "collector_failing", Exporter,
+        "A collector of the exporter fails (often a permission): its evidence is missing.";
+    ConfigReloadFailed, "config_reload_failed", Exporter,
+        "The exporter refused a new configuration and runs the old one.";
+    ProbesStale, "probes_stale", Exporter,
+        "The exporter's probe rounds of a site stopped finishing.";
+    VantageCutOff, "vantage_cut_off", Exporter,
+        "This machine's own network is cut off (no route, no name resolution): nothing it probes answers, which says nothing about the site.";
+    OriginNotProbeable, "origin_not_probeable", Exporter,
+        "The origin does not admit the prober's direct probes (it admits only the forwarding ranges): a blocked forwarding IP and a failing origin cannot be told apart from here.";
+    ProxyOwnAnswer, "proxy_own_answer", Exporter,
+        "The proxy answers the prober with a page of its own (its WAF, a challenge, its own error), not about the origin: the prober's requests do not reach the origin.";
+}
+
+impl Reason {
+    /// Findings are ordered by this: the first explains the failures. A
+    /// vantage cut off says nothing else; a proxy that cannot be reached
+    /// hides everything behind it; saturation on the origin outranks a
+    /// blocked forwarding IP (a loaded origin also fails the proxy's
+    /// requests while answering one light probe); an origin that fails
+    /// straight explains the proxy; loss on a path explains failures on it.
+    fn rank(self) -> u8 {
+        use Reason::*;
+        match self {
+            VantageCutOff => 0,
+            ProxyUnreachable => 1,
+            CpuSaturated | MemorySaturated | BandwidthSaturated => 2,
+            OriginUnreachable | WebServiceDown | OriginHttpErrors | OriginSlow | OriginTlsError => {
+                3
+            }
+            FirewallBlocksForwardingRange | ForwardingIpRateLimited | ProxyFailsOriginOk => 4,
+            PacketLoss | Jitter | PartialVantageFailure => 5,
+            OriginExposed => 6,
+            ProxyOwnAnswer => 7,
+            OriginNotProbeable => 8,
+            TargetDown | CollectorFailing | ConfigReloadFailed | ProbesStale => 9,
+        }
     }
+
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One cause found, with why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub reason: Reason,
+    /// Facts a person can check, one per line.
+    pub evidence: Vec<String>,
+}
+
+impl Finding {
+    pub fn new(reason: Reason, evidence: Vec<String>) -> Finding {
+        Finding { reason, evidence }
+    }
+
+    pub fn cause(&self) -> Cause {
+        self.reason.cause()
+    }
+}
+
+/// The whole verdict: the first finding is the cause of the failures; the
+/// others are further trouble seen at the same time. Empty: healthy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Verdict {
+    pub findings: Vec<Finding>,
+    /// A failure no cause explains: said plainly rather than forced into a
+    /// cause.
+    pub unexplained: Vec<String>,
+    /// What argued against a finding (evidence against is evidence too).
+    pub against: Vec<String>,
+    /// Worth knowing, not failures of the site.
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    pub fn healthy(&self) -> bool {
+        self.findings.is_empty() && self.unexplained.is_empty()
+    }
+
+    /// The first finding: the cause of the failures.
+    pub fn first(&self) -> Option<&Finding> {
+        self.findings.first()
+    }
+
+    fn add(&mut self, reason: Reason, evidence: Vec<String>) {
+        match self.findings.iter_mut().find(|f| f.reason == reason) {
+            Some(f) => {
+                for e in evidence {
+                    if !f.evidence.contains(&e) {
+                        f.evidence.push(e);
+                    }
+                }
+            }
+            None => self.findings.push(Finding::new(reason, evidence)),
+        }
+    }
+}
+
+/// Judge one vantage's evidence of a site.
+pub fn judge(e: &Evidence) -> Verdict {
+    let mut v = Verdict::default();
+    if exporter::cut_off(e, &mut v) {
+        return v;
+    }
+    proxy::judge(e, &mut v);
+    origin::judge(e, &mut v);
+    forwarding::judge(e, &mut v);
+    network::judge(e, &mut v);
+    exporter::judge(e, &mut v);
+    // A stable sort: within a rank, the order the files found them.
+    v.findings.sort_by_key(|f| f.reason.rank());
+    v
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::probe::Phases;
-
-    fn outcome(status: Option<u16>, error: Option<ErrorKind>, ms: u64) -> HttpOutcome {
-        HttpOutcome {
-            resolved: None,
-            status,
-            phases: Phases::default(),
-            duration: Duration::from_millis(ms),
-            error,
-            detail: None,
-        }
-    }
-    fn ok(ms: u64) -> HttpOutcome {
-        outcome(Some(200), None, ms)
-    }
-    fn status(code: u16, ms: u64) -> HttpOutcome {
-        outcome(Some(code), Some(ErrorKind::HttpStatus), ms)
-    }
-    fn failed(kind: ErrorKind, ms: u64) -> HttpOutcome {
-        outcome(None, Some(kind), ms)
-    }
-    /// Every proxy probe fails at the forwarding hop.
-    fn forwarding_ip_blocked(proxy: &[HttpOutcome], origin: &[HttpOutcome]) -> bool {
-        let origin: Vec<&HttpOutcome> = origin.iter().collect();
-        !proxy.is_empty() && proxy.iter().all(|p| fails_at_forwarding_hop(p, &origin))
-    }
-
-    #[test]
-    fn proxy_502_with_origin_ok_is_blocked() {
-        assert!(forwarding_ip_blocked(&[status(502, 3)], &[ok(2)]));
-        // REJECT: a quick 502, the origin just as quick.
-        assert!(forwarding_ip_blocked(&[status(502, 1)], &[ok(1)]));
-        // The origin's refusal of the forwarding IP, passed through.
-        assert!(forwarding_ip_blocked(&[status(403, 5)], &[ok(4)]));
-        assert!(forwarding_ip_blocked(&[status(429, 5)], &[ok(4)]));
-    }
-
-    #[test]
-    fn dropped_forwarding_ip_times_out_at_the_proxy_while_origin_is_fast() {
-        assert!(forwarding_ip_blocked(&[status(504, 2000)], &[ok(3)]));
-        assert!(forwarding_ip_blocked(
-            &[failed(ErrorKind::Timeout, 5000)],
-            &[ok(3)]
-        ));
-    }
-
-    #[test]
-    fn a_slow_origin_is_not_a_blocked_forwarding_ip() {
-        // The proxy gave up at 2 s; the origin took 1.9 s to answer us.
-        assert!(!forwarding_ip_blocked(&[status(504, 2000)], &[ok(1900)]));
-        assert!(!forwarding_ip_blocked(
-            &[failed(ErrorKind::Timeout, 5000)],
-            &[ok(4800)]
-        ));
-    }
-
-    #[test]
-    fn origin_failing_too_is_not_blocked() {
-        assert!(!forwarding_ip_blocked(
-            &[status(502, 3)],
-            &[failed(ErrorKind::ConnectRefused, 1)]
-        ));
-        assert!(!forwarding_ip_blocked(&[status(502, 3)], &[status(500, 2)]));
-        assert!(!forwarding_ip_blocked(&[status(502, 3)], &[]));
-    }
-
-    #[test]
-    fn proxy_unreachable_is_not_about_forwarding() {
-        for kind in [
-            ErrorKind::ConnectRefused,
-            ErrorKind::ConnectTimeout,
-            ErrorKind::Unreachable,
-            ErrorKind::Dns,
-            ErrorKind::Tls,
-        ] {
-            assert!(
-                !forwarding_ip_blocked(&[failed(kind, 5000)], &[ok(2)]),
-                "{kind}"
-            );
-        }
-        assert!(!forwarding_ip_blocked(&[status(404, 3)], &[ok(2)]));
-    }
-
-    #[test]
-    fn every_proxy_must_fail() {
-        assert!(!forwarding_ip_blocked(&[status(502, 3), ok(4)], &[ok(2)]));
-        assert!(forwarding_ip_blocked(
-            &[status(502, 3), status(503, 4)],
-            &[ok(2)]
-        ));
-        assert!(!forwarding_ip_blocked(&[], &[ok(2)]));
-        // An origin address that fails by itself explains the proxy too.
-        assert!(!forwarding_ip_blocked(
-            &[status(502, 3)],
-            &[failed(ErrorKind::ConnectTimeout, 5000), ok(2)]
-        ));
-    }
-}
+mod tests;

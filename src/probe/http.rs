@@ -6,13 +6,13 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{timeout_at, Instant};
@@ -51,6 +51,7 @@ pub async fn probe(
     let mut host_header = authority(&site.url);
     let mut resolved = None;
     let mut redirects = 0;
+    let mut cert_not_after = None;
     let result = loop {
         // A redirect to another authority leaves the pinned address behind:
         // a hosts-file entry only binds the one name.
@@ -74,46 +75,59 @@ pub async fn probe(
         match hop.run(&mut phases).await {
             Ok(answer) => {
                 resolved = Some(answer.peer);
-                match answer.location {
+                cert_not_after = answer.cert_not_after.or(cert_not_after);
+                match &answer.location {
                     Some(next) if site.follow_redirects && redirects < MAX_REDIRECTS => {
-                        match url.join(&next) {
+                        match url.join(next) {
                             Ok(next) if matches!(next.scheme(), "http" | "https") => {
                                 redirects += 1;
                                 url = next;
                                 continue;
                             }
-                            _ => break Ok(answer.status),
+                            _ => break Ok(answer),
                         }
                     }
-                    _ => break Ok(answer.status),
+                    _ => break Ok(answer),
                 }
             }
             Err(failure) => {
                 if failure.peer.is_some() {
                     resolved = failure.peer;
                 }
+                cert_not_after = failure.cert_not_after.or(cert_not_after);
                 break Err(failure);
             }
         }
     };
     let duration = started.elapsed();
     match result {
-        Ok(status) if site.status_expected(status) => HttpOutcome {
+        Ok(answer) if site.status_expected(answer.status) => HttpOutcome {
             resolved,
-            status: Some(status),
+            status: Some(answer.status),
             phases,
             duration,
             error: None,
             detail: None,
+            proxy_signature: None,
+            cert_not_after,
         },
-        Ok(status) => HttpOutcome {
-            resolved,
-            status: Some(status),
-            phases,
-            duration,
-            error: Some(ErrorKind::HttpStatus),
-            detail: Some(format!("unexpected status {status}")),
-        },
+        Ok(answer) => {
+            let carried = crate::diagnosis::answer::Carried {
+                status: answer.status,
+                headers: &answer.carried.headers,
+                body: &answer.carried.body,
+            };
+            HttpOutcome {
+                resolved,
+                status: Some(answer.status),
+                phases,
+                duration,
+                error: Some(ErrorKind::HttpStatus),
+                detail: Some(format!("unexpected status {}", answer.status)),
+                proxy_signature: crate::diagnosis::answer::proxy_signature(&carried),
+                cert_not_after,
+            }
+        }
         Err(failure) => HttpOutcome {
             resolved,
             status: None,
@@ -121,6 +135,8 @@ pub async fn probe(
             duration,
             error: Some(failure.kind),
             detail: Some(failure.detail),
+            proxy_signature: None,
+            cert_not_after,
         },
     }
 }
@@ -169,13 +185,29 @@ struct Answer {
     peer: IpAddr,
     status: u16,
     location: Option<String>,
+    /// What a failing answer carried that tells its maker.
+    carried: Carried,
+    cert_not_after: Option<SystemTime>,
 }
+
+/// The headers and the start of the body of an answer with an unexpected
+/// status; empty otherwise.
+#[derive(Debug, Default)]
+struct Carried {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// How much of a failing answer's body is kept to tell its maker.
+const BODY_KEPT: usize = 4096;
 
 #[derive(Debug)]
 struct Failure {
     kind: ErrorKind,
     detail: String,
     peer: Option<IpAddr>,
+    /// A handshake that failed on an expired certificate says when.
+    cert_not_after: Option<SystemTime>,
 }
 
 impl Failure {
@@ -184,6 +216,7 @@ impl Failure {
             kind,
             detail: detail.into(),
             peer: None,
+            cert_not_after: None,
         }
     }
 }
@@ -237,7 +270,8 @@ impl Hop<'_> {
             f
         };
         let stream = self.connect(peer, phases).await.map_err(with_peer)?;
-        let status = if self.url.scheme() == "https" {
+        let mut cert_not_after = None;
+        let answer = if self.url.scheme() == "https" {
             // SNI is the site's name even when the origin is asked for
             // over https under an http url.
             let sni = match self.pinned {
@@ -248,6 +282,7 @@ impl Hop<'_> {
                 .handshake(stream, &sni, phases)
                 .await
                 .map_err(with_peer)?;
+            cert_not_after = earliest_not_after(stream.get_ref().1.peer_certificates());
             self.exchange(stream, phases).await
         } else {
             self.exchange(stream, phases).await
@@ -255,8 +290,8 @@ impl Hop<'_> {
         .map_err(with_peer)?;
         Ok(Answer {
             peer: peer.ip(),
-            status: status.0,
-            location: status.1,
+            cert_not_after,
+            ..answer
         })
     }
 
@@ -309,26 +344,27 @@ impl Hop<'_> {
         )
         .await;
         add(&mut phases.tls, started.elapsed());
+        // A handshake that stalls or is reset (an MTU black hole, a
+        // middlebox) fails TLS like a refused certificate does: the server
+        // never got to answer at HTTP.
         match done {
             Err(_) => Err(Failure::new(
-                ErrorKind::Timeout,
+                ErrorKind::Tls,
                 "TLS handshake did not finish within the timeout",
             )),
-            Ok(Err(e)) => Err(Failure::new(
-                io_error_kind(&e, ErrorKind::Tls),
-                format!("TLS: {e}"),
-            )),
+            Ok(Err(e)) => {
+                let mut f = Failure::new(ErrorKind::Tls, format!("TLS: {e}"));
+                f.cert_not_after = expired_at(&e);
+                Err(f)
+            }
             Ok(Ok(s)) => Ok(s),
         }
     }
 
     /// Send the request on a fresh connection and read a bounded body.
-    /// Returns the status and, for a redirect, its Location.
-    async fn exchange<S>(
-        &self,
-        stream: S,
-        phases: &mut Phases,
-    ) -> Result<(u16, Option<String>), Failure>
+    /// Returns the status, a redirect's Location, and what an answer with
+    /// an unexpected status carried.
+    async fn exchange<S>(&self, stream: S, phases: &mut Phases) -> Result<Answer, Failure>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -362,6 +398,16 @@ impl Hop<'_> {
             Ok(Ok(r)) => r,
         };
         let status = response.status().as_u16();
+        let failing = !self.site.status_expected(status);
+        let mut carried = Carried::default();
+        if failing {
+            for name in crate::diagnosis::answer::TELLING_HEADERS {
+                if let Some(v) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+                    let v: String = v.chars().take(128).collect();
+                    carried.headers.push((name.to_owned(), v));
+                }
+            }
+        }
         let location = if response.status().is_redirection() {
             response
                 .headers()
@@ -386,13 +432,25 @@ impl Hop<'_> {
                 Ok(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         read += data.len();
+                        if failing && carried.body.len() < BODY_KEPT {
+                            let room = BODY_KEPT - carried.body.len();
+                            carried
+                                .body
+                                .extend_from_slice(&data[..data.len().min(room)]);
+                        }
                     }
                 }
             }
         };
         add(&mut phases.transfer, started.elapsed());
         driver.abort();
-        outcome.map(|()| (status, location))
+        outcome.map(|()| Answer {
+            peer: IpAddr::from([0, 0, 0, 0]),
+            status,
+            location,
+            carried,
+            cert_not_after: None,
+        })
     }
 
     fn request(&self) -> Result<Request<Empty<Bytes>>, Failure> {
@@ -423,6 +481,30 @@ impl Hop<'_> {
         builder
             .body(Empty::new())
             .map_err(|e| Failure::new(ErrorKind::HttpProtocol, format!("request: {e}")))
+    }
+}
+
+/// When the earliest certificate of a chain expires.
+fn earliest_not_after(chain: Option<&[CertificateDer<'_>]>) -> Option<SystemTime> {
+    chain?
+        .iter()
+        .filter_map(|der| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+            let secs = cert.validity().not_after.timestamp();
+            Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+        })
+        .min()
+}
+
+/// The notAfter of a certificate a handshake refused as expired.
+fn expired_at(e: &io::Error) -> Option<SystemTime> {
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    match tls {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
+            not_after,
+            ..
+        }) => Some(UNIX_EPOCH + Duration::from_secs(not_after.as_secs())),
+        _ => None,
     }
 }
 

@@ -55,6 +55,10 @@ impl ErrorKind {
         ErrorKind::HttpStatus,
     ];
 
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Dns => "dns",
@@ -107,6 +111,12 @@ impl ErrorKind {
     }
 }
 
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -151,6 +161,12 @@ pub struct HttpOutcome {
     pub error: Option<ErrorKind>,
     /// A short human explanation of the failure, for logs and `diagnose`.
     pub detail: Option<String>,
+    /// A failing answer that a proxy made itself, not about its upstream:
+    /// the name of the page's signature (`diagnosis::answer`).
+    pub proxy_signature: Option<&'static str>,
+    /// When the earliest certificate of the server's chain expires: from a
+    /// TLS handshake, or from one that failed on an expired certificate.
+    pub cert_not_after: Option<std::time::SystemTime>,
 }
 
 impl HttpOutcome {

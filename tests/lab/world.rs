@@ -227,6 +227,8 @@ impl World {
             "1s",
             "--count",
             "30",
+            "--requests",
+            "30",
             "--agent",
             &agent,
             "--output",
