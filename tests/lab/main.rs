@@ -14,6 +14,9 @@
 //! - `allowlisted-origin`: an origin whose firewall admits only the
 //!   forwarding range on its web port (not the probers), nginx with
 //!   real_ip on and the `combined` log;
+//! - `tls-both`: HTTPS at the proxy and at the origin, the proxy checking
+//!   the origin's certificate: the origin's certificate expires, the proxy
+//!   refuses the probers itself (nginx `deny`), the proxy goes down;
 //! - `many-forwarding-ips`: three proxy addresses, one of which forwards
 //!   from three forwarding IPs in turn; the origin logs
 //!   `$realip_remote_addr`; a third prober runs on the proxy host bound to
@@ -33,7 +36,10 @@ use std::time::{Duration, Instant};
 
 use common::{Netns, ORIGIN_IP, PROXY_IP};
 use run::{scenario, with_rule, On, Scenario};
-use world::{burn_cpu, hold_connections, iptables, proxy_server, visitors, Deployment, World};
+use world::{
+    burn_cpu, hold_connections, iptables, proxy_server, proxy_server_to_tls_origin, visitors,
+    Deployment, World,
+};
 
 /// A deployment's scenarios, made in its own thread.
 type Scenarios = fn() -> Vec<Scenario>;
@@ -60,6 +66,7 @@ fn main() {
         ),
         (https_edge(), https_edge_scenarios),
         (allowlisted_origin(), allowlisted_origin_scenarios),
+        (tls_both(), tls_both_scenarios),
         (many_forwarding_ips(), many_forwarding_ips_scenarios),
     ];
     let chosen: Vec<_> = all
@@ -387,6 +394,64 @@ fn https_edge_scenarios() -> Vec<Scenario> {
             40,
             stop_web_server,
             |w| w.start_origin_nginx(),
+        ),
+    ]
+}
+
+// ---- HTTPS at the proxy and at the origin ----------------------------------
+
+fn tls_both() -> Deployment {
+    Deployment {
+        proxy_servers: proxy_server_to_tls_origin(
+            &format!("{PROXY_IP}:443"),
+            "https",
+            "    include @DIR@/extra.conf;\n",
+        ),
+        proxy_tls: true,
+        origin_tls: true,
+        site: format!(
+            "    url: https://www.example.com/healthz\n    proxy: [{PROXY_IP}]\n    origin: [{ORIGIN_IP}]\n    \
+             tls: {{ca_file: @DIR@/ca.pem}}\n"
+        ),
+        agent: "  web_ports: [80, 443]\n  access_log: {path: @DIR@/nginx-origin/access.log, format: combined}\n"
+            .into(),
+        diagnose: [
+            "https://www.example.com/healthz",
+            "--proxy",
+            PROXY_IP,
+            "--origin",
+            ORIGIN_IP,
+            "--ca-file",
+            "@DIR@/ca.pem",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Deployment::plain("tls-both")
+    }
+}
+
+fn tls_both_scenarios() -> Vec<Scenario> {
+    vec![
+        scenario(
+            "the origin's certificate expired (the proxy checks it)",
+            ("origin_abnormal", "origin_tls_error"),
+            40,
+            |w| w.origin_certificate(true),
+            |w| w.origin_certificate(false),
+        ),
+        scenario(
+            "the proxy refuses the probers itself (nginx deny: its own 403)",
+            ("exporter", "proxy_own_answer"),
+            60,
+            |w| w.proxy_extra("deny 192.0.2.0/24;\n"),
+            |w| w.proxy_extra(""),
+        ),
+        scenario(
+            "the proxy down",
+            ("proxy", "proxy_unreachable"),
+            40,
+            |w| w.stop_proxy_nginx(),
+            |w| w.start_proxy_nginx(),
         ),
     ]
 }

@@ -46,11 +46,16 @@ pub struct Deployment {
     /// The address the proxy host's own connections leave from, when not
     /// PROXY_IP (so that a prober there does not use a forwarding IP).
     pub proxy_route_src: Option<&'static str>,
-    /// nginx `server` blocks of the proxy; `@DIR@` is its directory.
+    /// nginx `server` blocks of the proxy; `@DIR@` is its directory, `@LAB@`
+    /// the lab's.
     pub proxy_servers: String,
     /// A server certificate for www.example.com in the proxy's directory
-    /// (cert.pem, key.pem) and its CA in the lab's (ca.pem).
+    /// (cert.pem, key.pem), from the lab's CA (ca.pem in the lab's
+    /// directory).
     pub proxy_tls: bool,
+    /// The origin serves https on 443 too, with a certificate of the lab's
+    /// CA.
+    pub origin_tls: bool,
     /// http-level nginx config on the origin: log formats, real_ip,
     /// limit_req zones.
     pub origin_http: String,
@@ -80,6 +85,7 @@ impl Deployment {
             proxy_route_src: None,
             proxy_servers: proxy_server(&format!("{PROXY_IP}:80"), "http", None, ""),
             proxy_tls: false,
+            origin_tls: false,
             origin_http: String::new(),
             origin_log: "combined",
             site: format!(
@@ -105,6 +111,36 @@ impl Deployment {
 /// `scheme` is https), forwarding to the origin's port 80, from `bind`
 /// when given (a variable or an address), with `extra` in its location.
 pub fn proxy_server(listen: &str, scheme: &str, bind: Option<&str>, extra: &str) -> String {
+    proxy_server_to(
+        listen,
+        scheme,
+        &format!("http://{ORIGIN_IP}:80"),
+        bind,
+        extra,
+    )
+}
+
+/// The same, forwarding to the origin's https on 443 and verifying its
+/// certificate against the lab's CA, for www.example.com.
+pub fn proxy_server_to_tls_origin(listen: &str, scheme: &str, extra: &str) -> String {
+    let verify = "    proxy_ssl_verify on;\n    proxy_ssl_trusted_certificate @LAB@/ca.pem;\n    \
+                  proxy_ssl_name www.example.com;\n    proxy_ssl_server_name on;\n";
+    proxy_server_to(
+        listen,
+        scheme,
+        &format!("https://{ORIGIN_IP}:443"),
+        None,
+        &format!("{verify}{extra}"),
+    )
+}
+
+fn proxy_server_to(
+    listen: &str,
+    scheme: &str,
+    upstream: &str,
+    bind: Option<&str>,
+    extra: &str,
+) -> String {
     let ssl = if scheme == "https" {
         " ssl;\n  ssl_certificate @DIR@/cert.pem;\n  ssl_certificate_key @DIR@/key.pem"
     } else {
@@ -114,7 +150,7 @@ pub fn proxy_server(listen: &str, scheme: &str, bind: Option<&str>, extra: &str)
         .map(|b| format!("    proxy_bind {b};\n"))
         .unwrap_or_default();
     format!(
-        "server {{\n  listen {listen}{ssl};\n  location / {{\n    proxy_pass http://{ORIGIN_IP}:80;\n    \
+        "server {{\n  listen {listen}{ssl};\n  location / {{\n    proxy_pass {upstream};\n    \
          proxy_set_header Host $host;\n    proxy_set_header X-Forwarded-For $remote_addr;\n{bind}    \
          proxy_connect_timeout 500ms;\n    proxy_read_timeout 500ms;\n    proxy_send_timeout 500ms;\n{extra}  }}\n}}\n"
     )
@@ -131,6 +167,11 @@ pub struct World {
     v2: usize,
     pub sink: Arc<Mutex<Vec<Value>>>,
     diagnose_args: Vec<String>,
+    pub proxy_nginx: Option<Proc>,
+    proxy_conf: PathBuf,
+    ca: Option<common::tls::TestCa>,
+    /// Each prober's vantage and /metrics address.
+    probers: Vec<(&'static str, String)>,
     /// Connections held open by a fault, closed by dropping the sender.
     pub held: Vec<std::sync::mpsc::Sender<()>>,
     /// Processes a fault started (CPU burners, visitors' load).
@@ -197,6 +238,52 @@ impl World {
             .wait_listening(format!("{ORIGIN_IP}:80").parse().unwrap());
     }
 
+    pub fn start_proxy_nginx(&mut self) {
+        let dir = self.dir.join("nginx-proxy");
+        let p = self.lab.proxy.spawn_nginx(&dir, &self.proxy_conf);
+        self.proxy_nginx = Some(p);
+        let listen = fs::read_to_string(&self.proxy_conf).unwrap_or_default();
+        let port = if listen.contains(":443 ssl") { 443 } else { 80 };
+        self.lab
+            .proxy
+            .wait_listening(format!("{PROXY_IP}:{port}").parse().unwrap());
+    }
+
+    pub fn stop_proxy_nginx(&mut self) {
+        if let Some(mut p) = self.proxy_nginx.take() {
+            p.stop();
+        }
+    }
+
+    /// Put `snippet` into the proxy's location and reload its nginx.
+    pub fn proxy_extra(&self, snippet: &str) {
+        let dir = self.dir.join("nginx-proxy");
+        fs::write(dir.join("extra.conf"), snippet).unwrap();
+        self.lab.proxy.exec(&[
+            "nginx",
+            "-e",
+            &dir.join("error.log").to_string_lossy(),
+            "-p",
+            &dir.to_string_lossy(),
+            "-c",
+            &self.proxy_conf.to_string_lossy(),
+            "-s",
+            "reload",
+        ]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// Give the origin's https a certificate of the lab's CA, valid or
+    /// expired, and reload it.
+    pub fn origin_certificate(&self, expired: bool) {
+        let dir = self.dir.join("nginx-origin");
+        self.ca
+            .as_ref()
+            .expect("a deployment with origin_tls")
+            .leaf(&dir, "www.example.com", expired);
+        self.origin_extra(&fs::read_to_string(dir.join("extra.conf")).unwrap_or_default());
+    }
+
     /// Put `snippet` into the origin server block and reload nginx.
     pub fn origin_extra(&self, snippet: &str) {
         let dir = self.dir.join("nginx-origin");
@@ -248,6 +335,58 @@ impl World {
         (cause, summary)
     }
 
+    /// Record what every prober and the agent export, twice
+    /// `CAPTURE_SPAN` apart, under `into/<deployment>--<scenario>--<vantage>/`
+    /// (one directory per vantage, each with the agent's): the recorded
+    /// rounds the verdict parity test judges with the crate and with the
+    /// rules. `expected` is the scenario's (cause, reason).
+    pub fn capture(&self, into: &Path, scenario: &str, expected: (&str, &str)) {
+        let scrape = |addr: &str| -> Option<String> {
+            let (status, body) = self
+                .monitor()
+                .http_get(addr.parse().unwrap(), "/metrics")
+                .ok()?;
+            (status == 200).then(|| keep_own_series(&body))
+        };
+        let agent_addr = format!("{ORIGIN_IP}:9502");
+        let take = || {
+            let probers: Vec<Option<String>> =
+                self.probers.iter().map(|(_, a)| scrape(a)).collect();
+            (probers, scrape(&agent_addr))
+        };
+        let started = std::time::SystemTime::now();
+        let before = take();
+        std::thread::sleep(CAPTURE_SPAN);
+        let after = take();
+        let seconds = started.elapsed().unwrap_or(CAPTURE_SPAN).as_secs_f64();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for (i, (vantage, _)) in self.probers.iter().enumerate() {
+            let (Some(b), Some(a)) = (&before.0[i], &after.0[i]) else {
+                continue;
+            };
+            let dir = into.join(format!("{}--{}--{vantage}", self.name, slug(scenario)));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("prober.before.prom"), b).unwrap();
+            fs::write(dir.join("prober.after.prom"), a).unwrap();
+            if let (Some(b), Some(a)) = (&before.1, &after.1) {
+                fs::write(dir.join("agent.before.prom"), b).unwrap();
+                fs::write(dir.join("agent.after.prom"), a).unwrap();
+            }
+            fs::write(
+                dir.join("meta.yml"),
+                format!(
+                    "deployment: {}\nscenario: {scenario:?}\nvantage: {vantage}\nsite: shop\n\
+                     seconds: {seconds:.3}\ncaptured_at: {at}\nexpected: {{cause: {}, reason: {}}}\n",
+                    self.name, expected.0, expected.1
+                ),
+            )
+            .unwrap();
+        }
+    }
+
     /// The last lines of every log of the world.
     pub fn logs(&self) -> String {
         [
@@ -257,6 +396,8 @@ impl World {
             "proberp.log",
             "prometheus.log",
             "alertmanager.log",
+            "nginx-proxy/error.log",
+            "nginx-origin/error.log",
         ]
         .iter()
         .filter_map(|f| {
@@ -271,6 +412,36 @@ impl World {
         .collect::<Vec<_>>()
         .join("\n")
     }
+}
+
+/// How far apart the two scrapes of a capture are: a few rounds.
+pub const CAPTURE_SPAN: Duration = Duration::from_secs(8);
+
+/// The exporter's own families only (no HELP lines: the fixtures stay
+/// small), in the text format.
+fn keep_own_series(text: &str) -> String {
+    text.lines()
+        .filter(|l| l.starts_with("badgateway_") || l.starts_with("# TYPE badgateway_"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A scenario's name as a directory name.
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    s.trim_matches('-')
+        .chars()
+        .take(60)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
 }
 
 /// Build and start everything of `d`; returns when Prometheus and
@@ -297,13 +468,27 @@ pub fn build(d: &Deployment) -> World {
             src,
         ]);
     }
-    start_proxy(&mut lab, d);
+    let ca = (d.proxy_tls || d.origin_tls).then(|| common::tls::TestCa::new(&dir));
+    let proxy_conf = proxy_conf(&lab, d, ca.as_ref());
     let sink = sink(&lab.extra[monitor]);
+    let origin_dir = dir.join("nginx-origin");
+    fs::create_dir_all(&origin_dir).unwrap();
+    let tls_listen = if d.origin_tls {
+        ca.as_ref()
+            .expect("a CA")
+            .leaf(&origin_dir, "www.example.com", false);
+        format!(
+            "  listen {ORIGIN_IP}:443 ssl;\n  ssl_certificate {0}/cert.pem;\n  ssl_certificate_key {0}/key.pem;\n",
+            origin_dir.display()
+        )
+    } else {
+        String::new()
+    };
     let origin_conf = format!(
-        "{}\nserver {{\n  listen {ORIGIN_IP}:80;\n  access_log {1}/access.log {2};\n  include {1}/extra.conf;\n  \
+        "{}\nserver {{\n  listen {ORIGIN_IP}:80;\n{tls_listen}  access_log {1}/access.log {2};\n  include {1}/extra.conf;\n  \
          location / {{ proxy_pass http://127.0.0.1:8081; proxy_set_header Host $host; }}\n}}\n",
         d.origin_http,
-        dir.join("nginx-origin").display(),
+        origin_dir.display(),
         d.origin_log,
     );
     let mut w = World {
@@ -323,7 +508,22 @@ pub fn build(d: &Deployment) -> World {
             .collect(),
         held: Vec::new(),
         background: Vec::new(),
+        proxy_nginx: None,
+        proxy_conf,
+        ca,
+        probers: [
+            ("v1", "192.0.2.2:9502".to_owned()),
+            ("v2", format!("{V2_IP}:9502")),
+        ]
+        .into_iter()
+        .chain(
+            d.proxy_host_site
+                .is_some()
+                .then(|| ("vp", format!("{PROXY_IP}:9502"))),
+        )
+        .collect(),
     };
+    w.start_proxy_nginx();
     w.start_origin_nginx();
     start_agent(&mut w, d);
     start_probers(&mut w, d);
@@ -331,20 +531,22 @@ pub fn build(d: &Deployment) -> World {
     w
 }
 
-fn start_proxy(lab: &mut Lab, d: &Deployment) {
+/// The proxy's nginx configuration, and its certificate where it serves
+/// https.
+fn proxy_conf(lab: &Lab, d: &Deployment, ca: Option<&common::tls::TestCa>) -> PathBuf {
     let dir = lab.dir.path().join("nginx-proxy");
     fs::create_dir_all(&dir).unwrap();
     if d.proxy_tls {
-        let ca = common::tls::certificates(&dir, "www.example.com");
-        fs::copy(&ca, lab.dir.path().join("ca.pem")).unwrap();
+        ca.expect("a CA").leaf(&dir, "www.example.com", false);
     }
-    let servers = d.proxy_servers.replace("@DIR@", &dir.to_string_lossy());
-    let conf = nginx_conf(&dir, &servers);
-    let p = lab.proxy.spawn_nginx(&dir, &conf);
-    lab.procs.push(p);
-    let port = if d.proxy_tls { 443 } else { 80 };
-    lab.proxy
-        .wait_listening(format!("{PROXY_IP}:{port}").parse().unwrap());
+    if !dir.join("extra.conf").exists() {
+        fs::write(dir.join("extra.conf"), "").unwrap();
+    }
+    let servers = d
+        .proxy_servers
+        .replace("@DIR@", &dir.to_string_lossy())
+        .replace("@LAB@", &lab.dir.path().to_string_lossy());
+    nginx_conf(&dir, &servers)
 }
 
 fn start_agent(w: &mut World, d: &Deployment) {
