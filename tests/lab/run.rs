@@ -51,6 +51,12 @@ fn wait_alone() {
     }
 }
 
+/// With `BADGATEWAY_LAB_CAPTURE` set, each scenario's metrics are recorded
+/// there once its alert fires (see `World::capture`).
+fn capture_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("BADGATEWAY_LAB_CAPTURE").map(Into::into)
+}
+
 pub fn scenario(
     name: &'static str,
     (cause, reason): (&'static str, &'static str),
@@ -188,6 +194,9 @@ pub fn run(d: &Deployment, scenarios: Vec<Scenario>) -> Report {
     }
     std::thread::sleep(Duration::from_secs(10));
     report.rows.push(baseline(d, &w, &mut report.problems));
+    if let Some(into) = capture_dir() {
+        w.capture(&into, "healthy baseline", ("none", "none"));
+    }
 
     for s in scenarios {
         let mut problems = Vec::new();
@@ -280,6 +289,9 @@ fn one(
         }
     };
     if hit.is_some() {
+        if let Some(into) = capture_dir() {
+            w.capture(&into, s.name, (s.cause, s.reason));
+        }
         let others: Vec<_> = fired
             .iter()
             .filter(|(c, r)| c != s.cause && !tolerated(d, Some(s), c, r))
