@@ -368,10 +368,11 @@ fn only_the_blocked_proxy_address_counts_forwarding_failures() {
          proxy: [{PROXY_IP}, 198.51.100.11, 198.51.100.12]\n    origin: [{ORIGIN_IP}]\n"
     );
     let listen = lab.start_exporter(&yaml);
+    // A dropped forwarding IP: the proxy gives up with a gateway error.
     let failures = |s: &Scrape, address: &str| {
         s.get(
             "badgateway_forwarding_failures_total",
-            &[("site", "shop"), ("address", address)],
+            &[("site", "shop"), ("address", address), ("kind", "gateway")],
         )
     };
     let s = lab.scrape_until(listen, WAIT, |s| {
@@ -388,6 +389,17 @@ fn only_the_blocked_proxy_address_counts_forwarding_failures() {
     // Two requests a round, every one of them failing at the forwarding hop.
     assert_eq!(failures(&s, "198.51.100.12"), Some(probes));
     assert_eq!(
+        s.get(
+            "badgateway_forwarding_failures_total",
+            &[
+                ("site", "shop"),
+                ("address", "198.51.100.12"),
+                ("kind", "refused")
+            ],
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
         s.get("badgateway_forwarding_ip_blocked", &[("site", "shop")]),
         Some(1.0)
     );
@@ -398,8 +410,13 @@ fn only_the_blocked_proxy_address_counts_forwarding_failures() {
         ),
         Some(1.0)
     );
-    assert_eq!(
-        value(&s, "badgateway_probe_failures_total", "origin"),
-        Some(0.0)
-    );
+    let origin_failures: f64 = s
+        .find(
+            "badgateway_probe_failures_total",
+            &[("site", "shop"), ("path", "origin")],
+        )
+        .iter()
+        .map(|x| x.value)
+        .sum();
+    assert_eq!(origin_failures, 0.0);
 }
