@@ -68,6 +68,80 @@ fn cpu_ratio_comes_from_the_counters_between_scrapes() {
     assert_eq!(m.get("badgateway_host_cpus", &[]), Some(2.0));
 }
 
+/// Add `busy` and `idle` ticks to the fixture's first cpu line.
+fn add_ticks(root: &Path, busy: u64, idle: u64) {
+    let stat = fs::read_to_string(root.join("stat")).unwrap();
+    let mut lines: Vec<String> = stat.lines().map(str::to_owned).collect();
+    let mut f: Vec<u64> = lines[0]
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    f[0] += busy;
+    f[3] += idle;
+    lines[0] = format!(
+        "cpu  {}",
+        f.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    );
+    fs::write(root.join("stat"), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn saturation_is_held_reading_after_reading() {
+    let (_dir, root) = fixture();
+    let s = Saturation::new(root.clone(), Default::default());
+    let held = |m: &Scrape| {
+        m.get("badgateway_host_saturated_seconds", &[("resource", "cpu")])
+            .unwrap()
+    };
+    // Three windows of 95% busy: held since the first window began.
+    let started = Instant::now();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        add_ticks(&root, 95, 5);
+        let m = scrape(&s);
+        assert_eq!(m.get("badgateway_host_cpu_usage_ratio", &[]), Some(0.95));
+    }
+    let m = scrape(&s);
+    let h = held(&m);
+    assert!(
+        h >= 0.6 && h <= started.elapsed().as_secs_f64() + 0.2,
+        "held {h}"
+    );
+    // One window at 50%: the run ends.
+    add_ticks(&root, 50, 50);
+    let m = scrape(&s);
+    assert_eq!(held(&m), 0.0);
+    // 90% exactly is not above the threshold.
+    add_ticks(&root, 90, 10);
+    assert_eq!(held(&scrape(&s)), 0.0);
+    // Memory: the fixture's 2.6% used is not saturated.
+    assert_eq!(
+        m.get(
+            "badgateway_host_saturated_seconds",
+            &[("resource", "memory")]
+        ),
+        Some(0.0)
+    );
+    // A full machine: MemAvailable down to 5% of MemTotal.
+    let meminfo = fs::read_to_string(root.join("meminfo")).unwrap();
+    fs::write(
+        root.join("meminfo"),
+        meminfo.replace("MemAvailable:   24048968 kB", "MemAvailable:    1234204 kB"),
+    )
+    .unwrap();
+    scrape(&s);
+    std::thread::sleep(Duration::from_millis(300));
+    let m = scrape(&s);
+    let mem = m
+        .get(
+            "badgateway_host_saturated_seconds",
+            &[("resource", "memory")],
+        )
+        .unwrap();
+    assert!(mem >= 0.3, "memory held {mem}");
+}
+
 #[test]
 fn memory_load_and_interfaces() {
     let (_dir, root) = fixture();
@@ -144,6 +218,27 @@ fn memory_load_and_interfaces() {
         ),
         Some(0.0)
     );
+    // Then a full link: 1,000,000 bytes more over less than a second.
+    std::thread::sleep(Duration::from_millis(200));
+    let dev = fs::read_to_string(root.join("net/dev")).unwrap();
+    fs::write(
+        root.join("net/dev"),
+        dev.replace("eth0: 155397291", "eth0: 156397291"),
+    )
+    .unwrap();
+    let m = scrape(&s);
+    let held = |m: &Scrape, direction: &str| {
+        m.get(
+            "badgateway_network_saturated_seconds",
+            &[("interface", "eth0"), ("direction", direction)],
+        )
+    };
+    assert!(
+        held(&m, "receive").is_some_and(|h| h > 0.0),
+        "{:?}",
+        held(&m, "receive")
+    );
+    assert_eq!(held(&m, "transmit"), Some(0.0));
 }
 
 #[test]

@@ -5,6 +5,13 @@
 //! Usage ratios come from cumulative counters: each scrape compares with the
 //! previous one (the first with a reading taken at start), never one racy
 //! sample.
+//!
+//! "For long" is measured here, where the readings are: for each resource,
+//! how long its usage has stayed above the saturation threshold, reading
+//! after reading (`badgateway_host_saturated_seconds`,
+//! `badgateway_network_saturated_seconds`). `diagnose` and the alert rules
+//! both judge that one number against the same durations, so a moment of
+//! full CPU is never named saturation by one and not by the other.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -18,6 +25,7 @@ use prometheus::proto::MetricFamily;
 use super::exposition::Family;
 use super::{procfs, Collector, CollectorError};
 use crate::config::InterfaceConfig;
+use crate::diagnosis::thresholds::SATURATION;
 
 pub struct Saturation {
     procfs: PathBuf,
@@ -37,6 +45,9 @@ struct Last {
     net: Option<NetReading>,
     /// Per (interface, direction): the last ratio computed.
     net_ratio: BTreeMap<(String, &'static str), f64>,
+    /// Since when each resource ("cpu", "memory", "net/<interface>/<direction>")
+    /// has been above the threshold, reading after reading.
+    above_since: BTreeMap<String, Instant>,
     missing_logged: HashSet<String>,
 }
 
@@ -45,6 +56,26 @@ struct CpuReading {
     busy: u64,
     total: u64,
     cpus: usize,
+    at: Instant,
+}
+
+impl Last {
+    /// A resource read `ratio` over a window that began at `from`: above
+    /// the threshold, it has been since the run's first window began;
+    /// at or below it, the run ends.
+    fn held(&mut self, resource: String, ratio: f64, from: Instant) {
+        if ratio > SATURATION {
+            self.above_since.entry(resource).or_insert(from);
+        } else {
+            self.above_since.remove(&resource);
+        }
+    }
+
+    fn held_seconds(&self, resource: &str, now: Instant) -> f64 {
+        self.above_since
+            .get(resource)
+            .map_or(0.0, |since| now.duration_since(*since).as_secs_f64())
+    }
 }
 
 impl Saturation {
@@ -81,6 +112,7 @@ impl Saturation {
             busy,
             total: busy + t.idle + t.iowait.unwrap_or(0),
             cpus: stat.cpu_time.len(),
+            at: Instant::now(),
         })
     }
 
@@ -120,7 +152,9 @@ impl Collector for Saturation {
             let total = cpu.total.saturating_sub(prev.total);
             if total > 0 {
                 let busy = cpu.busy.saturating_sub(prev.busy);
-                last.cpu_ratio = Some((busy as f64 / total as f64).clamp(0.0, 1.0));
+                let ratio = (busy as f64 / total as f64).clamp(0.0, 1.0);
+                last.cpu_ratio = Some(ratio);
+                last.held("cpu".into(), ratio, prev.at);
                 last.cpu = Some(cpu);
             }
         } else {
@@ -143,13 +177,25 @@ impl Collector for Saturation {
         let available = mem
             .mem_available
             .unwrap_or(mem.mem_free + mem.cached + mem.buffers);
-        if mem.mem_total > 0 {
-            f.push(
-                &[],
-                1.0 - (available as f64 / mem.mem_total as f64).clamp(0.0, 1.0),
-            );
+        let memory_ratio = (mem.mem_total > 0)
+            .then(|| 1.0 - (available as f64 / mem.mem_total as f64).clamp(0.0, 1.0));
+        if let Some(ratio) = memory_ratio {
+            f.push(&[], ratio);
+            last.held("memory".into(), ratio, now);
         }
         out.push(f.into_family());
+
+        let mut held = Family::gauge(
+            "badgateway_host_saturated_seconds",
+            "How long the resource's usage has stayed above 90%, reading after reading (0: not above now).",
+        );
+        if last.cpu_ratio.is_some() {
+            held.push(&[("resource", "cpu")], last.held_seconds("cpu", now));
+        }
+        if memory_ratio.is_some() {
+            held.push(&[("resource", "memory")], last.held_seconds("memory", now));
+        }
+        out.push(held.into_family());
 
         for (name, value, help) in [
             (
@@ -197,6 +243,10 @@ impl Collector for Saturation {
             "badgateway_network_usage_ratio",
             "Traffic since the previous scrape as a share of the configured capacity, per direction, 0..1 (above 1 when the capacity is set too low).",
         );
+        let mut net_held = Family::gauge(
+            "badgateway_network_saturated_seconds",
+            "How long the interface's traffic has stayed above 90% of its configured capacity, per direction, reading after reading (0: not above now).",
+        );
         let previous = last.net.take();
         for (name, iface) in &self.interfaces {
             let bytes_per_second = iface.capacity_bits_per_second as f64 / 8.0;
@@ -214,14 +264,18 @@ impl Collector for Saturation {
                         [("receive", r, pr), ("transmit", t, pt)]
                     {
                         let rate = now_bytes.saturating_sub(prev_bytes) as f64 / seconds;
-                        last.net_ratio
-                            .insert((name.clone(), direction), rate / bytes_per_second);
+                        let ratio = rate / bytes_per_second;
+                        last.net_ratio.insert((name.clone(), direction), ratio);
+                        last.held(format!("net/{name}/{direction}"), ratio, *at);
                     }
                 }
             }
             for direction in ["receive", "transmit"] {
                 if let Some(ratio) = last.net_ratio.get(&(name.clone(), direction)) {
-                    usage.push(&[("interface", name), ("direction", direction)], *ratio);
+                    let labels = [("interface", name.as_str()), ("direction", direction)];
+                    usage.push(&labels, *ratio);
+                    let resource = format!("net/{name}/{direction}");
+                    net_held.push(&labels, last.held_seconds(&resource, now));
                 }
             }
         }
@@ -236,6 +290,7 @@ impl Collector for Saturation {
         };
         out.push(capacity.into_family());
         out.push(usage.into_family());
+        out.push(net_held.into_family());
 
         let mut cpus = Family::gauge("badgateway_host_cpus", "CPUs the kernel reports.");
         cpus.push(&[], cpu.cpus as f64);

@@ -270,11 +270,24 @@ fn row(t: &TargetResult) -> String {
 
 fn agent_line(a: &AgentEvidence) -> String {
     let mut parts = Vec::new();
+    let held = |s: Option<f64>| {
+        s.filter(|s| *s > 0.0)
+            .map(|s| format!(" (above 90% for {s:.0} s)"))
+            .unwrap_or_default()
+    };
     if let Some(c) = a.cpu_usage_ratio {
-        parts.push(format!("CPU {:.0}%", c * 100.0));
+        parts.push(format!(
+            "CPU {:.0}%{}",
+            c * 100.0,
+            held(a.cpu_saturated_seconds)
+        ));
     }
     if let Some(m) = a.memory_usage_ratio {
-        parts.push(format!("memory {:.0}%", m * 100.0));
+        parts.push(format!(
+            "memory {:.0}%{}",
+            m * 100.0,
+            held(a.memory_saturated_seconds)
+        ));
     }
     for (p, up) in &a.processes {
         parts.push(format!("{p} {}", if *up { "up" } else { "DOWN" }));

@@ -115,6 +115,13 @@ pub struct AgentEvidence {
     pub memory_usage_ratio: Option<f64>,
     /// The highest interface usage ratio, and its interface.
     pub network_usage: Option<(String, f64)>,
+    /// How long CPU and memory usage have stayed above the saturation
+    /// threshold, as the agent measured it.
+    pub cpu_saturated_seconds: Option<f64>,
+    pub memory_saturated_seconds: Option<f64>,
+    /// The interface and direction whose traffic has stayed above it
+    /// longest, and for how long.
+    pub network_saturated: Option<(String, f64)>,
     /// (process, up)
     pub processes: Vec<(String, bool)>,
     /// (port, listening)
@@ -324,6 +331,26 @@ pub fn agent_from_metrics(now: &Scrape, before: Option<(&Scrape, f64)>) -> Agent
         let iface = s.label("interface").unwrap_or("?").to_owned();
         if a.network_usage.as_ref().is_none_or(|(_, u)| s.value > *u) {
             a.network_usage = Some((iface, s.value));
+        }
+    }
+    for s in now.all("badgateway_host_saturated_seconds") {
+        match s.label("resource") {
+            Some("cpu") => a.cpu_saturated_seconds = Some(s.value),
+            Some("memory") => a.memory_saturated_seconds = Some(s.value),
+            _ => {}
+        }
+    }
+    for s in now.all("badgateway_network_saturated_seconds") {
+        let link = format!(
+            "{} ({})",
+            s.label("interface").unwrap_or("?"),
+            s.label("direction").unwrap_or("?")
+        );
+        if a.network_saturated
+            .as_ref()
+            .is_none_or(|(_, h)| s.value > *h)
+        {
+            a.network_saturated = Some((link, s.value));
         }
     }
     for s in now.all("badgateway_process_up") {

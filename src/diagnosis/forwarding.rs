@@ -220,20 +220,10 @@ fn against_a_block(agent: Option<&AgentEvidence>, v: &mut Verdict) {
 
 /// The saturation the agent reports, if any.
 pub fn saturation(agent: Option<&AgentEvidence>) -> Option<String> {
-    let a = agent?;
-    if let Some(c) = a.cpu_usage_ratio.filter(|c| *c > SATURATION) {
-        return Some(format!("the origin's CPU is {:.0}% busy", c * 100.0));
-    }
-    if let Some(m) = a.memory_usage_ratio.filter(|m| *m > SATURATION) {
-        return Some(format!("the origin's memory is {:.0}% used", m * 100.0));
-    }
-    if let Some((iface, u)) = a.network_usage.as_ref().filter(|(_, u)| *u > SATURATION) {
-        return Some(format!(
-            "the origin's interface {iface} is at {:.0}% of its capacity",
-            u * 100.0
-        ));
-    }
-    None
+    super::origin::saturated(agent?)
+        .into_iter()
+        .find(|(_, _, held)| *held >= SATURATION_HELD_FAILING_SECONDS)
+        .map(|(_, what, _)| what)
 }
 
 /// The agent's own evidence of a block: the firewall's verdict on the

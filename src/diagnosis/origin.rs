@@ -61,7 +61,87 @@ pub(super) fn judge(e: &Evidence, v: &mut Verdict) {
     }
     certificates(e, v);
     if let Some(a) = &e.agent {
+        saturation(a, site_fails, v);
         from_agent(a, v);
+    }
+}
+
+/// Each saturated resource the agent reports: its reason, what it says,
+/// and how long it has stayed above the threshold.
+pub fn saturated(a: &AgentEvidence) -> Vec<(Reason, String, f64)> {
+    let held = |s: f64| format_held(s);
+    let mut out = Vec::new();
+    if let Some(s) = a.cpu_saturated_seconds.filter(|s| *s > 0.0) {
+        let busy = a
+            .cpu_usage_ratio
+            .map(|c| format!(" ({:.0}% busy now)", c * 100.0))
+            .unwrap_or_default();
+        out.push((
+            Reason::CpuSaturated,
+            format!(
+                "the origin's CPU above {:.0}% for {}{busy}",
+                SATURATION * 100.0,
+                held(s)
+            ),
+            s,
+        ));
+    }
+    if let Some(s) = a.memory_saturated_seconds.filter(|s| *s > 0.0) {
+        let used = a
+            .memory_usage_ratio
+            .map(|m| format!(" ({:.0}% used now)", m * 100.0))
+            .unwrap_or_default();
+        out.push((
+            Reason::MemorySaturated,
+            format!(
+                "the origin's memory above {:.0}% used for {}{used}",
+                SATURATION * 100.0,
+                held(s)
+            ),
+            s,
+        ));
+    }
+    if let Some((link, s)) = a.network_saturated.as_ref().filter(|(_, s)| *s > 0.0) {
+        out.push((
+            Reason::BandwidthSaturated,
+            format!(
+                "the origin's interface {link} above {:.0}% of its capacity for {}",
+                SATURATION * 100.0,
+                held(*s)
+            ),
+            *s,
+        ));
+    }
+    out
+}
+
+fn format_held(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// Saturation is named when held long enough: a minute while the site
+/// fails, ten otherwise. Shorter, it is a note.
+fn saturation(a: &AgentEvidence, site_fails: bool, v: &mut Verdict) {
+    let need = if site_fails {
+        SATURATION_HELD_FAILING_SECONDS
+    } else {
+        SATURATION_HELD_SECONDS
+    };
+    for (reason, what, held) in saturated(a) {
+        if held >= need {
+            v.add(reason, vec![what]);
+        } else {
+            v.notes.push(format!(
+                "{what}: not yet long enough to name ({} while the site fails, {} otherwise)",
+                format_held(SATURATION_HELD_FAILING_SECONDS),
+                format_held(SATURATION_HELD_SECONDS)
+            ));
+        }
     }
 }
 
@@ -147,27 +227,6 @@ fn certificates(e: &Evidence, v: &mut Verdict) {
 
 /// What the origin's agent adds: trouble on the origin host.
 fn from_agent(a: &AgentEvidence, v: &mut Verdict) {
-    if let Some(c) = a.cpu_usage_ratio.filter(|c| *c > SATURATION) {
-        v.add(
-            Reason::CpuSaturated,
-            vec![format!("origin CPU {:.0}% busy", c * 100.0)],
-        );
-    }
-    if let Some(m) = a.memory_usage_ratio.filter(|m| *m > SATURATION) {
-        v.add(
-            Reason::MemorySaturated,
-            vec![format!("origin memory {:.0}% used", m * 100.0)],
-        );
-    }
-    if let Some((iface, u)) = a.network_usage.as_ref().filter(|(_, u)| *u > SATURATION) {
-        v.add(
-            Reason::BandwidthSaturated,
-            vec![format!(
-                "origin interface {iface} at {:.0}% of its capacity",
-                u * 100.0
-            )],
-        );
-    }
     for (name, up) in &a.processes {
         if !up {
             v.add(

@@ -2,6 +2,7 @@
 //! on each path, and the look-alikes that must not be taken for it.
 
 use super::answer::Kind;
+use super::thresholds::{SATURATION_HELD_FAILING_SECONDS, SATURATION_HELD_SECONDS};
 use super::*;
 use crate::probe::{ErrorKind, Path};
 
@@ -156,6 +157,7 @@ fn saturation_outranks_a_blocked_forwarding_ip_and_says_so() {
     let mut e = evidence(vec![p, ok(Path::Origin, 1.0)]);
     e.agent = Some(AgentEvidence {
         cpu_usage_ratio: Some(0.97),
+        cpu_saturated_seconds: Some(SATURATION_HELD_FAILING_SECONDS + 5.0),
         ..AgentEvidence::default()
     });
     let v = judge(&e);
@@ -163,6 +165,40 @@ fn saturation_outranks_a_blocked_forwarding_ip_and_says_so() {
     assert!(
         v.against.iter().any(|a| a.contains("saturation outranks")),
         "{v:#?}"
+    );
+}
+
+#[test]
+fn a_moment_of_full_cpu_is_a_note_not_a_cause() {
+    // The site fails at the forwarding hop; the origin's CPU has been
+    // above 90% for 20 s only: the block stays the cause.
+    let mut p = proxy_status(504, Kind::Gateway, 10.0);
+    p.forwarding_gateway = 10.0;
+    let mut e = evidence(vec![p, ok(Path::Origin, 1.0)]);
+    e.agent = Some(AgentEvidence {
+        cpu_usage_ratio: Some(0.99),
+        cpu_saturated_seconds: Some(20.0),
+        ..AgentEvidence::default()
+    });
+    let v = judge(&e);
+    assert_eq!(first(&v).0, Cause::ForwardingIpBlocked, "{v:#?}");
+    assert!(
+        v.notes.iter().any(|n| n.contains("not yet long enough")),
+        "{v:#?}"
+    );
+    // A healthy site: saturation held for less than "long" is no finding...
+    let mut e = evidence(vec![ok(Path::Proxy, 3.0), ok(Path::Origin, 1.0)]);
+    e.agent = Some(AgentEvidence {
+        memory_usage_ratio: Some(0.95),
+        memory_saturated_seconds: Some(SATURATION_HELD_SECONDS - 1.0),
+        ..AgentEvidence::default()
+    });
+    assert!(judge(&e).healthy());
+    // ... and held that long, it is named.
+    e.agent.as_mut().unwrap().memory_saturated_seconds = Some(SATURATION_HELD_SECONDS);
+    assert_eq!(
+        first(&judge(&e)),
+        (Cause::OriginAbnormal, Reason::MemorySaturated)
     );
 }
 

@@ -38,7 +38,17 @@ pub const PROXY_UNREACHABLE_SHARE: f64 = 0.9;
 pub const PROXY_OWN_SHARE: f64 = 0.1;
 
 /// CPU, memory or a link's bandwidth above this share, held, is saturation.
+/// The agent measures how long each has stayed above it
+/// (`badgateway_host_saturated_seconds`,
+/// `badgateway_network_saturated_seconds`).
 pub const SATURATION: f64 = 0.9;
+/// Held this long, saturation is named whether the site fails or not
+/// ("for long": a capacity warning).
+pub const SATURATION_HELD_SECONDS: f64 = 600.0;
+/// While the site fails through the proxy, held this long is enough to
+/// name it as the cause, ahead of the forwarding flag: a moment of full
+/// CPU is neither.
+pub const SATURATION_HELD_FAILING_SECONDS: f64 = 60.0;
 
 /// Traffic from outside the forwarding ranges: at least this share...
 pub const EXPOSED_SHARE: f64 = 0.2;
@@ -73,6 +83,13 @@ pub fn in_rules() -> Vec<InRules> {
         for_,
         fragments,
     };
+    let held = |series: &str| {
+        vec![
+            format!("{series} >= {SATURATION_HELD_SECONDS}"),
+            format!("{series} >= {SATURATION_HELD_FAILING_SECONDS}"),
+            "site:badgateway_site_fails".to_owned(),
+        ]
+    };
     vec![
         r(
             "BadGatewayForwardingIpBlocked",
@@ -82,7 +99,10 @@ pub fn in_rules() -> Vec<InRules> {
                 format!("badgateway:forwarding_failures:increase4m >= {FORWARDING_MIN_FAILURES}"),
                 format!("({ORIGIN_EXPLAINS_FACTOR} * badgateway:origin_failures:ratio_rate4m)"),
                 format!("badgateway:path_loss:ratio_rate5m{{path=\"proxy\"}} > {LOSS_SHARE}"),
-                format!("avg_over_time(badgateway_host_cpu_usage_ratio[5m]) > {SATURATION}"),
+                format!("badgateway_host_saturated_seconds >= {SATURATION_HELD_FAILING_SECONDS}"),
+                format!(
+                    "badgateway_network_saturated_seconds >= {SATURATION_HELD_FAILING_SECONDS}"
+                ),
             ],
         ),
         r(
@@ -124,18 +144,18 @@ pub fn in_rules() -> Vec<InRules> {
         ),
         r(
             "BadGatewayOriginCpuSaturated",
-            "10m",
-            vec![format!("[5m]) > {SATURATION}")],
+            "1m",
+            held("badgateway_host_saturated_seconds{resource=\"cpu\"}"),
         ),
         r(
             "BadGatewayOriginMemorySaturated",
-            "10m",
-            vec![format!("[5m]) > {SATURATION}")],
+            "1m",
+            held("badgateway_host_saturated_seconds{resource=\"memory\"}"),
         ),
         r(
             "BadGatewayOriginBandwidthSaturated",
-            "5m",
-            vec![format!("[5m])) > {SATURATION}")],
+            "1m",
+            held("badgateway_network_saturated_seconds"),
         ),
         r(
             "BadGatewayOriginExposed",
