@@ -560,17 +560,27 @@ fn start_agent(w: &mut World, d: &Deployment) {
         ),
     )
     .unwrap();
-    let p = w.lab.origin.spawn(
-        &[
-            env!("CARGO_BIN_EXE_badgateway-exporter"),
-            "--config",
-            &agent.to_string_lossy(),
-            "--web.listen-address",
-            &format!("{ORIGIN_IP}:9502"),
-        ],
+    let p = spawn_exporter(
+        &w.lab.origin,
+        &agent,
+        &format!("{ORIGIN_IP}:9502"),
         &w.dir.join("agent.log"),
     );
     w.lab.procs.push(p);
+}
+
+/// The exporter on host `ns` with `config`, listening on `listen`.
+fn spawn_exporter(ns: &Netns, config: &Path, listen: &str, log: &Path) -> Proc {
+    ns.spawn(
+        &[
+            env!("CARGO_BIN_EXE_badgateway-exporter"),
+            "--config",
+            &config.to_string_lossy(),
+            "--web.listen-address",
+            listen,
+        ],
+        log,
+    )
 }
 
 fn prober_config(site: &str, dir: &Path) -> String {
@@ -584,34 +594,16 @@ fn prober_config(site: &str, dir: &Path) -> String {
 fn start_probers(w: &mut World, d: &Deployment) {
     let prober = w.dir.join("prober.yml");
     fs::write(&prober, prober_config(&d.site, &w.dir)).unwrap();
-    let exe = env!("CARGO_BIN_EXE_badgateway-exporter");
-    let config = prober.to_string_lossy().into_owned();
     for (i, ns) in [&w.lab.vantage, &w.lab.extra[w.v2]].into_iter().enumerate() {
-        let p = ns.spawn(
-            &[
-                exe,
-                "--config",
-                &config,
-                "--web.listen-address",
-                "0.0.0.0:9502",
-            ],
-            &w.dir.join(format!("prober{i}.log")),
-        );
+        let log = w.dir.join(format!("prober{i}.log"));
+        let p = spawn_exporter(ns, &prober, "0.0.0.0:9502", &log);
         w.lab.procs.push(p);
     }
     if let Some(site) = &d.proxy_host_site {
         let path = w.dir.join("prober-proxy-host.yml");
         fs::write(&path, prober_config(site, &w.dir)).unwrap();
-        let p = w.lab.proxy.spawn(
-            &[
-                exe,
-                "--config",
-                &path.to_string_lossy(),
-                "--web.listen-address",
-                &format!("{PROXY_IP}:9502"),
-            ],
-            &w.dir.join("proberp.log"),
-        );
+        let listen = format!("{PROXY_IP}:9502");
+        let p = spawn_exporter(&w.lab.proxy, &path, &listen, &w.dir.join("proberp.log"));
         w.lab.procs.push(p);
     }
 }
