@@ -11,12 +11,8 @@ pub mod config;
 pub mod diagnose;
 pub mod diagnosis;
 pub mod metrics;
-pub mod probe;
-pub mod results;
-pub mod round;
-pub mod scheduler;
+pub mod prober;
 pub mod server;
-pub mod tls;
 pub mod web;
 
 /// The git revision this binary was built from, or `unknown`.

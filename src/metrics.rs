@@ -14,8 +14,8 @@ use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use crate::agent::Agent;
 use crate::diagnosis::answer::{self, Kind};
 use crate::diagnosis::forwarding::HopFailure;
-use crate::probe::{EchoRound, Path};
-use crate::results::{Results, SiteEntry, SiteResult};
+use crate::prober::probe::{EchoRound, Path};
+use crate::prober::results::{Results, SiteEntry, SiteResult};
 
 pub const COLLECTOR_SUCCESS_HELP: &str =
     "1 when the collector worked on its last run; 0 when it failed (e.g. no permission).";

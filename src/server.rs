@@ -17,9 +17,9 @@ use tokio::net::TcpListener;
 use crate::agent::{Agent, Os};
 use crate::config::{AgentConfig, Config, ConfigErrors};
 use crate::metrics::Exposition;
-use crate::probe::icmp::Pingers;
-use crate::results::Results;
-use crate::scheduler::{ScheduleError, Scheduler};
+use crate::prober::probe::icmp::Pingers;
+use crate::prober::results::Results;
+use crate::prober::scheduler::{ScheduleError, Scheduler};
 use crate::web::WebConfig;
 
 /// How the exporter is started.

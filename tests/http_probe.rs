@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use badgateway_exporter::config::{Config, Path, Site};
-use badgateway_exporter::probe::http::{probe, Destination};
-use badgateway_exporter::probe::{ErrorKind, HttpOutcome};
+use badgateway_exporter::prober::probe::http::{probe, Destination};
+use badgateway_exporter::prober::probe::{ErrorKind, HttpOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -63,7 +63,7 @@ async fn run(site: &Site) -> HttpOutcome {
 }
 
 async fn run_on(site: &Site, path: Path) -> HttpOutcome {
-    let tls = badgateway_exporter::tls::client_config(&site.tls).unwrap();
+    let tls = badgateway_exporter::prober::tls::client_config(&site.tls).unwrap();
     probe(site, path, Destination::Pinned(&site.origin[0]), &tls).await
 }
 

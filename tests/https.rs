@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use badgateway_exporter::config::{Config, Path};
-use badgateway_exporter::probe::http::{probe, Destination};
-use badgateway_exporter::probe::ErrorKind;
+use badgateway_exporter::prober::probe::http::{probe, Destination};
+use badgateway_exporter::prober::probe::ErrorKind;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -116,8 +116,10 @@ fn site(port: u16, tls: &str) -> badgateway_exporter::config::Site {
         .remove(0)
 }
 
-async fn run(site: &badgateway_exporter::config::Site) -> badgateway_exporter::probe::HttpOutcome {
-    let tls = badgateway_exporter::tls::client_config(&site.tls).unwrap();
+async fn run(
+    site: &badgateway_exporter::config::Site,
+) -> badgateway_exporter::prober::probe::HttpOutcome {
+    let tls = badgateway_exporter::prober::tls::client_config(&site.tls).unwrap();
     probe(
         site,
         Path::Origin,

@@ -14,8 +14,8 @@ use std::time::Duration;
 use crate::config::{Address, Config};
 use crate::diagnosis::evidence::{agent_from_metrics, Scrape};
 use crate::diagnosis::{self, AgentEvidence, Evidence};
-use crate::probe::icmp::Pingers;
-use crate::round::SiteProber;
+use crate::prober::probe::icmp::Pingers;
+use crate::prober::round::SiteProber;
 
 /// What a person asked for on the command line.
 #[derive(Clone, Debug)]
@@ -48,7 +48,7 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
     let site = site(&request)?;
     let runtime = tokio::runtime::Runtime::new().map_err(DiagnoseError::Runtime)?;
     runtime.block_on(async move {
-        let tls = crate::tls::client_config(&site.tls)
+        let tls = crate::prober::tls::client_config(&site.tls)
             .map_err(|e| DiagnoseError::Input(e.to_string()))?;
         let progress = report::Progress::start(&site, request.json);
         let prober = Arc::new(SiteProber {

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::steps::{self, Context};
 use crate::config::Site;
 use crate::diagnosis::{AgentEvidence, Verdict};
-use crate::probe::EchoRound;
-use crate::results::{SiteResult, TargetResult};
+use crate::prober::probe::EchoRound;
+use crate::prober::results::{SiteResult, TargetResult};
 
 /// Colour only on a terminal, and never when NO_COLOR is set.
 pub fn colour_wanted() -> bool {

@@ -5,7 +5,7 @@
 //! The prober counts requests by kind (`badgateway_probe_failures_total`);
 //! the cause files read the kinds.
 
-use crate::probe::{ErrorKind, HttpOutcome};
+use crate::prober::probe::{ErrorKind, HttpOutcome};
 
 /// The kind of a failed request: the `kind` label of
 /// `badgateway_probe_failures_total`.
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn kinds() {
-        use crate::probe::Phases;
+        use crate::prober::probe::Phases;
         let o = |status: Option<u16>, error: Option<ErrorKind>, sig: Option<&'static str>| {
             HttpOutcome {
                 resolved: None,

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::answer::Kind;
-use crate::probe::{ErrorKind, Path};
-use crate::results::{SiteResult, TargetResult};
+use crate::prober::probe::{ErrorKind, Path};
+use crate::prober::results::{SiteResult, TargetResult};
 
 /// One vantage's view of one site.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

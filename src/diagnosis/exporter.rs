@@ -16,8 +16,8 @@ use super::evidence::Evidence;
 use super::forwarding::origin_refused_forwarding;
 use super::thresholds::*;
 use super::{Reason, Verdict};
-use crate::probe::Path;
-use crate::results::SiteResult;
+use crate::prober::probe::Path;
+use crate::prober::results::SiteResult;
 
 /// Addresses that must all go silent at once, when the failures are not
 /// this host's own, before the prober blames its own network: a proxy and

@@ -24,8 +24,8 @@ use super::answer::{self, Kind};
 use super::evidence::{AgentEvidence, Evidence, TargetEvidence};
 use super::thresholds::*;
 use super::{Reason, Verdict};
-use crate::probe::{ErrorKind, HttpOutcome, Path};
-use crate::results::TargetResult;
+use crate::prober::probe::{ErrorKind, HttpOutcome, Path};
+use crate::prober::results::TargetResult;
 
 /// How a request through the proxy failed at the forwarding hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

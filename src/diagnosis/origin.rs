@@ -20,7 +20,7 @@ use super::answer::{self, Kind};
 use super::evidence::{AgentEvidence, Evidence, TargetEvidence};
 use super::thresholds::*;
 use super::{Reason, Verdict};
-use crate::probe::{ErrorKind, Path};
+use crate::prober::probe::{ErrorKind, Path};
 
 pub(super) fn judge(e: &Evidence, v: &mut Verdict) {
     let proxies: Vec<&TargetEvidence> = e.of(Path::Proxy).collect();

@@ -15,7 +15,7 @@ use super::answer::Kind;
 use super::evidence::Evidence;
 use super::thresholds::*;
 use super::{Reason, Verdict};
-use crate::probe::Path;
+use crate::prober::probe::Path;
 
 pub(super) fn judge(e: &Evidence, v: &mut Verdict) {
     for p in e.of(Path::Proxy) {

@@ -4,7 +4,7 @@
 use super::answer::Kind;
 use super::thresholds::{SATURATION_HELD_FAILING_SECONDS, SATURATION_HELD_SECONDS};
 use super::*;
-use crate::probe::{ErrorKind, Path};
+use crate::prober::probe::{ErrorKind, Path};
 
 /// A target that answered every one of `requests` well.
 fn ok(path: Path, requests: f64) -> TargetEvidence {

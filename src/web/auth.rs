@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::config::{parse_str, WebConfig};
+use super::parse::parse_str;
 
 /// How many successful (user, password) checks are remembered.
 const AUTH_CACHE_SIZE: usize = 100;
@@ -174,21 +174,26 @@ fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-impl WebConfig {
-    /// Whether `req` carries the credentials of a configured user.
-    pub(super) async fn authorized(&self, req: &Request<Incoming>) -> bool {
+impl AuthState {
+    /// Whether `req` carries the credentials of one of `users` (user,
+    /// bcrypt hash).
+    pub(super) async fn authorized(
+        &self,
+        users: &[(String, String)],
+        req: &Request<Incoming>,
+    ) -> bool {
         let Some((user, password)) = basic_credentials(req) else {
             return false;
         };
         // Look at every user, whichever matches, so the time taken says
         // little about which names exist.
         let mut found: Option<&str> = None;
-        for (name, hash) in &self.users {
+        for (name, hash) in users {
             if ct_eq(name.as_bytes(), &user) {
                 found = Some(hash);
             }
         }
-        let auth = &self.auth;
+        let auth = self;
         let Some(hash) = found else {
             // Unknown user: spend a bcrypt's time all the same.
             let _slot = auth.bcrypt_slots.acquire().await;

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use axum::http::header::{HeaderName, HeaderValue};
 use rustls::ServerConfig;
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::auth::{AuthState, Users};
 use super::headers::Headers;
 use super::limit::{GoDuration, RateLimiter};
-use super::tls;
-use super::tls_names::{Cipher, ClientAuth, Curve, TlsVersion, Unsupported};
+pub use super::parse::WebConfigError;
+use super::tls::{self, RawTls};
 
 /// A loaded and checked web configuration. Share it as `Arc<WebConfig>`;
 /// it holds the basic-auth cache and the rate limiter's state.
@@ -43,41 +42,6 @@ impl fmt::Debug for WebConfig {
             .field("headers", &self.headers)
             .field("rate_limit", &self.limiter.is_some())
             .finish()
-    }
-}
-
-/// Why a web configuration file was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum WebConfigError {
-    #[error("web config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    /// The YAML is malformed, has an unknown key or a value of the wrong
-    /// kind; `line` and `column` count from 1.
-    #[error("web config file {path}{}: {message}", at(*line, *column))]
-    Parse {
-        path: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
-    /// The YAML is well formed but a setting cannot be used; `key` is its
-    /// dotted path, e.g. `tls_server_config.cert_file`.
-    #[error("web config file {path}: {key}: {message}")]
-    Invalid {
-        path: String,
-        key: String,
-        message: String,
-    },
-}
-
-fn at(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
-        (Some(l), Some(c)) => format!(", line {l} column {c}"),
-        (Some(l), None) => format!(", line {l}"),
-        _ => String::new(),
     }
 }
 
@@ -176,7 +140,7 @@ impl WebConfig {
         &self.path
     }
 
-    /// Whether [`serve`](fn@super::serve) speaks TLS with this configuration.
+    /// Whether the server speaks TLS with this configuration.
     pub fn tls_enabled(&self) -> bool {
         self.tls.is_some()
     }
@@ -226,38 +190,6 @@ struct RawWebConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, expecting = "a mapping of TLS settings")]
-pub(super) struct RawTls {
-    #[serde(default)]
-    pub(super) cert: Option<String>,
-    #[serde(default)]
-    pub(super) key: Option<String>,
-    #[serde(default)]
-    pub(super) client_ca: Option<String>,
-    #[serde(default)]
-    pub(super) cert_file: Option<String>,
-    #[serde(default)]
-    pub(super) key_file: Option<String>,
-    #[serde(default)]
-    pub(super) client_auth_type: Option<ClientAuth>,
-    #[serde(default)]
-    pub(super) client_ca_file: Option<String>,
-    /// Never read: any value is refused while deserializing.
-    #[serde(default, rename = "client_allowed_sans")]
-    _client_allowed_sans: Option<Unsupported>,
-    #[serde(default)]
-    pub(super) min_version: Option<TlsVersion>,
-    #[serde(default)]
-    pub(super) max_version: Option<TlsVersion>,
-    #[serde(default)]
-    pub(super) cipher_suites: Option<Vec<Cipher>>,
-    #[serde(default)]
-    pub(super) curve_preferences: Option<Vec<Curve>>,
-    #[serde(default)]
-    pub(super) prefer_server_cipher_suites: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "a mapping of HTTP settings")]
 struct RawHttp {
     #[serde(default)]
@@ -273,57 +205,4 @@ struct RawRateLimit {
     interval: Option<GoDuration>,
     #[serde(default)]
     burst: Option<u32>,
-}
-
-/// An empty string is "not set", as in exporter-toolkit.
-pub(super) fn set(s: &Option<String>) -> Option<&str> {
-    s.as_deref().filter(|s| !s.is_empty())
-}
-
-impl RawTls {
-    /// exporter-toolkit's test: with none of these, the server is plain HTTP.
-    fn is_enabled(&self) -> bool {
-        set(&self.cert).is_some()
-            || set(&self.key).is_some()
-            || set(&self.client_ca).is_some()
-            || set(&self.cert_file).is_some()
-            || set(&self.key_file).is_some()
-            || set(&self.client_ca_file).is_some()
-            || self.client_auth_type.is_some()
-    }
-
-    fn has_any_setting(&self) -> bool {
-        self.min_version.is_some()
-            || self.max_version.is_some()
-            || self.cipher_suites.is_some()
-            || self.curve_preferences.is_some()
-            || self.prefer_server_cipher_suites.is_some()
-    }
-}
-
-/// Reads a string-valued setting through `parse`. The check runs inside the
-/// visitor so that serde_norway gives its error the value's key path and
-/// line, not those of the enclosing mapping.
-pub(super) fn parse_str<'de, D, T>(
-    d: D,
-    expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
-) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    struct V<T> {
-        expecting: &'static str,
-        parse: fn(&str) -> Result<T, String>,
-    }
-    impl<T> Visitor<'_> for V<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.expecting)
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            (self.parse)(v).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(V { expecting, parse })
 }

@@ -29,13 +29,15 @@
 //!   they are set on every response, replacing one the handler set.
 //!
 //! The files: `config` reads and checks the file; `tls` builds the rustls
-//! server configuration from the names `tls_names` parses; `headers`,
+//! server configuration from its section and the names `tls_names` parses;
+//! `parse` is the bottom (the error and the value readers); `headers`,
 //! `auth` and `limit` are the HTTP settings; `serve` is the accept loop.
 
 mod auth;
 mod config;
 mod headers;
 mod limit;
+mod parse;
 mod serve;
 mod tls;
 mod tls_names;

@@ -52,7 +52,7 @@ impl Shared {
             Some(w) if w.limiter.as_ref().is_some_and(|l| !l.allow()) => {
                 Some(plain(StatusCode::TOO_MANY_REQUESTS))
             }
-            Some(w) if !w.users.is_empty() && !w.authorized(&req).await => {
+            Some(w) if !w.users.is_empty() && !w.auth.authorized(&w.users, &req).await => {
                 let mut resp = plain(StatusCode::UNAUTHORIZED);
                 resp.headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));

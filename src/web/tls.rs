@@ -11,8 +11,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 
-use super::config::{set, RawTls, WebConfigError};
-use super::tls_names::{ClientAuth, TlsVersion};
+use serde::Deserialize;
+
+use super::parse::{set, WebConfigError};
+use super::tls_names::{Cipher, ClientAuth, Curve, TlsVersion, Unsupported};
 
 /// The rustls configuration for an enabled `tls_server_config` section;
 /// `invalid` words an error about one of its keys.
@@ -244,5 +246,59 @@ fn pem_source(
             shown: format!("inline {inline_key}"),
         })),
         (None, None) => Ok(None),
+    }
+}
+
+/// The `tls_server_config` section as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a mapping of TLS settings")]
+pub(super) struct RawTls {
+    #[serde(default)]
+    pub(super) cert: Option<String>,
+    #[serde(default)]
+    pub(super) key: Option<String>,
+    #[serde(default)]
+    pub(super) client_ca: Option<String>,
+    #[serde(default)]
+    pub(super) cert_file: Option<String>,
+    #[serde(default)]
+    pub(super) key_file: Option<String>,
+    #[serde(default)]
+    pub(super) client_auth_type: Option<ClientAuth>,
+    #[serde(default)]
+    pub(super) client_ca_file: Option<String>,
+    /// Never read: any value is refused while deserializing.
+    #[serde(default, rename = "client_allowed_sans")]
+    _client_allowed_sans: Option<Unsupported>,
+    #[serde(default)]
+    pub(super) min_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub(super) max_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub(super) cipher_suites: Option<Vec<Cipher>>,
+    #[serde(default)]
+    pub(super) curve_preferences: Option<Vec<Curve>>,
+    #[serde(default)]
+    pub(super) prefer_server_cipher_suites: Option<bool>,
+}
+
+impl RawTls {
+    /// exporter-toolkit's test: with none of these, the server is plain HTTP.
+    pub(super) fn is_enabled(&self) -> bool {
+        set(&self.cert).is_some()
+            || set(&self.key).is_some()
+            || set(&self.client_ca).is_some()
+            || set(&self.cert_file).is_some()
+            || set(&self.key_file).is_some()
+            || set(&self.client_ca_file).is_some()
+            || self.client_auth_type.is_some()
+    }
+
+    pub(super) fn has_any_setting(&self) -> bool {
+        self.min_version.is_some()
+            || self.max_version.is_some()
+            || self.cipher_suites.is_some()
+            || self.curve_preferences.is_some()
+            || self.prefer_server_cipher_suites.is_some()
     }
 }

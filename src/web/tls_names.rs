@@ -9,7 +9,7 @@ use rustls::SupportedCipherSuite;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::config::parse_str;
+use super::parse::parse_str;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum ClientAuth {

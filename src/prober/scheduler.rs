@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::Config;
-use crate::probe::icmp::Pingers;
-use crate::results::Results;
-use crate::round::SiteProber;
+use crate::prober::probe::icmp::Pingers;
+use crate::prober::results::Results;
+use crate::prober::round::SiteProber;
 
 /// The running site tasks; dropping it stops them.
 pub struct Scheduler {
@@ -44,7 +44,7 @@ struct SiteRunner {
 #[error("site {site}: {source}")]
 pub struct ScheduleError {
     site: String,
-    source: crate::tls::TlsError,
+    source: crate::prober::tls::TlsError,
 }
 
 impl Scheduler {
@@ -66,11 +66,12 @@ impl Scheduler {
             let tls = match tls_configs.get(&key) {
                 Some(c) => Arc::clone(c),
                 None => {
-                    let c =
-                        crate::tls::client_config(&site.tls).map_err(|source| ScheduleError {
+                    let c = crate::prober::tls::client_config(&site.tls).map_err(|source| {
+                        ScheduleError {
                             site: site.name.clone(),
                             source,
-                        })?;
+                        }
+                    })?;
                     tls_configs.insert(key, Arc::clone(&c));
                     c
                 }

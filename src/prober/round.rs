@@ -14,10 +14,10 @@ use tokio::task::JoinSet;
 use crate::config::{Address, EchoSettings, Site};
 use crate::diagnosis::answer::{self, Kind};
 use crate::diagnosis::forwarding;
-use crate::probe::http::{self, Destination};
-use crate::probe::icmp::Pingers;
-use crate::probe::{tcp, EchoRound, ErrorKind, HttpOutcome, Path};
-use crate::results::{SiteResult, TargetResult, Totals};
+use crate::prober::probe::http::{self, Destination};
+use crate::prober::probe::icmp::Pingers;
+use crate::prober::probe::{tcp, EchoRound, ErrorKind, HttpOutcome, Path};
+use crate::prober::results::{SiteResult, TargetResult, Totals};
 
 /// What a round of one site needs.
 pub struct SiteProber {
@@ -308,7 +308,7 @@ fn count(t: &mut TargetResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Phases;
+    use crate::prober::probe::Phases;
 
     fn http(error: Option<ErrorKind>) -> HttpOutcome {
         HttpOutcome {
@@ -466,5 +466,5 @@ mod tests {
         }
     }
 
-    const REFUSED_ROUNDS: u32 = crate::results::REFUSED_AFTER_ROUNDS;
+    const REFUSED_ROUNDS: u32 = crate::prober::results::REFUSED_AFTER_ROUNDS;
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use crate::diagnosis::answer::Kind;
 use crate::metrics::SiteExposition;
-use crate::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
+use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
 /// What one round found on one (path, address) of a site, and what the
 /// rounds before it left: the state that needs history to judge.

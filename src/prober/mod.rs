@@ -1,0 +1,15 @@
+//! The prober: probes every configured site in the background, through the
+//! proxy and straight to the origin, and keeps the latest results for a
+//! scrape to read.
+//!
+//! Data flows `scheduler` (one task per site) → `round` (every path and
+//! address of a site at once, with the state carried from round to round)
+//! → `probe` (HTTP, ICMP, TCP handshakes; `tls` is their TLS client) →
+//! `results` (the latest round of each site) → `render` (the round as
+//! metrics text, made once when it ends).
+
+pub mod probe;
+pub mod results;
+pub mod round;
+pub mod scheduler;
+pub mod tls;
