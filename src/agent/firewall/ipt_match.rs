@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::iptables::{Target, Token};
+use super::ipt_lex::{Target, Token};
 use super::model::{AddrSet, Cond, Family, PortSet};
 
 /// The rule's condition and target, from the words after `-A CHAIN`.

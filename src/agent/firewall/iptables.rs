@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::ipt_lex::{tokenize, Target, Token};
 use super::ipt_match::rule_cond;
 use super::model::{target_action, Action, Base, Chain, Cond, Family, Program, Rule};
 
@@ -22,14 +23,6 @@ pub struct Parsed {
     /// the table is "incompatible" (made with nft): then only the nftables
     /// evaluator can read it.
     pub has_filter: bool,
-}
-
-/// A word of a rule, and whether it was quoted (then it is never an
-/// option, even if it starts with `-`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Token {
-    pub text: String,
-    pub quoted: bool,
 }
 
 /// Parses the output; `stderr` carries iptables-nft's warning that
@@ -163,59 +156,10 @@ fn compile(chains: &[(String, Action)], rules: &[(String, Vec<Token>)], family: 
     program
 }
 
-/// Where a rule sends a matching packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    None,
-    Jump(String),
-    Goto(String),
-}
-
-/// Splits a rule as iptables-save quotes it: double quotes around words
-/// with spaces, backslash escapes inside. `None` on an unterminated quote.
-pub fn tokenize(line: &str) -> Option<Vec<Token>> {
-    let mut out = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.peek().is_none() {
-            return Some(out);
-        }
-        let mut token = Token {
-            text: String::new(),
-            quoted: false,
-        };
-        let mut in_quotes = false;
-        while let Some(c) = chars.next() {
-            match c {
-                '"' => {
-                    in_quotes = !in_quotes;
-                    token.quoted = true;
-                }
-                '\\' if in_quotes => token.text.push(chars.next()?),
-                c if c.is_whitespace() && !in_quotes => break,
-                c => token.text.push(c),
-            }
-        }
-        if in_quotes {
-            return None;
-        }
-        out.push(token);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::agent::firewall::model::Match;
-
-    #[test]
-    fn tokenizes_quotes() {
-        let t = tokenize(r#"-A INPUT -m comment --comment "a \"b\" c" -j DROP"#).unwrap();
-        assert_eq!(t[5].text, r#"a "b" c"#);
-        assert!(t[5].quoted);
-        assert!(tokenize(r#"-A INPUT --comment "open"#).is_none());
-    }
 
     #[test]
     fn refuses_garbage() {

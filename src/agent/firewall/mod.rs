@@ -22,6 +22,7 @@ mod command;
 mod evaluate;
 #[cfg(test)]
 mod fixtures;
+mod ipt_lex;
 mod ipt_match;
 pub mod iptables;
 pub mod model;
