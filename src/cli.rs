@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::agent::COLLECTORS;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,41 +43,53 @@ pub struct Cli {
     #[arg(long = "path.sysfs", value_name = "PATH", default_value = "/sys")]
     pub sysfs: PathBuf,
 
-    /// Turn off the agent's saturation collector (CPU, memory, load, interfaces).
-    #[arg(long = "no-collector.saturation")]
-    pub no_saturation: bool,
-    /// Turn off the agent's processes collector (web server processes).
-    #[arg(long = "no-collector.processes")]
-    pub no_processes: bool,
-    /// Turn off the agent's connections collector (who connects to the web ports).
-    #[arg(long = "no-collector.connections")]
-    pub no_connections: bool,
-    /// Turn off the agent's firewall collector (verdict on the forwarding ranges).
-    #[arg(long = "no-collector.firewall")]
-    pub no_firewall: bool,
-    /// Turn off the agent's access log collector.
-    #[arg(long = "no-collector.access_log")]
-    pub no_access_log: bool,
+    /// The agent collectors turned off (`--no-collector.NAME`, one flag
+    /// per registered collector: see [`command`]).
+    #[arg(skip)]
+    pub disabled_collectors: Vec<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
-impl Cli {
-    /// The agent collectors turned off on the command line.
-    pub fn disabled_collectors(&self) -> Vec<String> {
-        [
-            ("saturation", self.no_saturation),
-            ("processes", self.no_processes),
-            ("connections", self.no_connections),
-            ("firewall", self.no_firewall),
-            ("access_log", self.no_access_log),
-        ]
-        .into_iter()
-        .filter(|(_, off)| *off)
-        .map(|(name, _)| name.to_owned())
-        .collect()
+/// The command line: the options above, and a `--no-collector.NAME` flag
+/// for each collector the agent registers.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for c in COLLECTORS {
+        let flag = format!("no-collector.{}", c.name);
+        cmd = cmd.arg(
+            Arg::new(flag.clone())
+                .long(flag)
+                .action(ArgAction::SetTrue)
+                .help(format!(
+                    "Turn off the agent's {} collector ({}).",
+                    c.name, c.about
+                )),
+        );
     }
+    cmd
+}
+
+/// Parse the process's arguments; exits with clap's message on bad ones.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os())
+}
+
+/// Parse `args` (the program's name first).
+pub fn parse_from<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().get_matches_from(args);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.disabled_collectors = COLLECTORS
+        .iter()
+        .filter(|c| matches.get_flag(&format!("no-collector.{}", c.name)))
+        .map(|c| c.name.to_owned())
+        .collect();
+    cli
 }
 
 // Parsed once per run: the size of the diagnose variant costs nothing.
@@ -183,4 +197,29 @@ pub fn listen_addresses(text: &str) -> Result<Vec<std::net::SocketAddr>, String>
         return Err(bad());
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_for_every_collector() {
+        let cli = parse_from([
+            "badgateway-exporter",
+            "--no-collector.firewall",
+            "--no-collector.access_log",
+        ]);
+        assert_eq!(cli.disabled_collectors, ["firewall", "access_log"]);
+        let help = command().render_long_help().to_string();
+        for c in COLLECTORS {
+            assert!(
+                help.contains(&format!("--no-collector.{}", c.name)),
+                "{help}"
+            );
+        }
+        assert!(command()
+            .try_get_matches_from(["badgateway-exporter", "--no-collector.nope"])
+            .is_err());
+    }
 }

@@ -3,14 +3,16 @@
 //! watches the origin host, and serves the evidence as Prometheus metrics.
 //!
 //! Data flows config → scheduler → one task per site, probing every
-//! (path, address) → results → rendered at scrape by `metrics`.
+//! (path, address) → results, rendered once per round (`prober`); a scrape
+//! concatenates them with the agent's collectors (`server::scrape`), all
+//! on `exposition` at the bottom.
 
 pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod diagnose;
 pub mod diagnosis;
-pub mod metrics;
+pub mod exposition;
 pub mod prober;
 pub mod server;
 pub mod web;

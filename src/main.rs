@@ -2,8 +2,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
-
 use badgateway_exporter::agent::Os;
 use badgateway_exporter::cli::{self, Cli, Command, LogLevel, Output};
 use badgateway_exporter::config::Config;
@@ -12,7 +10,7 @@ use badgateway_exporter::server::{self, Settings};
 use badgateway_exporter::web::WebConfig;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Diagnose {
@@ -134,7 +132,7 @@ fn serve(cli: Cli) -> ExitCode {
                 sysfs: cli.sysfs.clone(),
                 ..Os::default()
             },
-            disabled_collectors: cli.disabled_collectors(),
+            disabled_collectors: cli.disabled_collectors.clone(),
             config_file: cli.config,
             web,
         };

@@ -18,8 +18,9 @@ use ipnet::IpNet;
 use procfs_core::net::{TcpNetEntries, TcpState};
 use prometheus::proto::MetricFamily;
 
-use super::exposition::Family;
 use super::{procfs, Collector, CollectorError};
+use crate::exposition::names;
+use crate::exposition::Family;
 
 pub struct Connections {
     procfs: PathBuf,
@@ -84,10 +85,6 @@ impl Connections {
 }
 
 impl Collector for Connections {
-    fn name(&self) -> &'static str {
-        "connections"
-    }
-
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let mut entries: TcpNetEntries = procfs::read_si(&self.procfs, "net/tcp")?;
         // A host without IPv6 has no tcp6 table: that is not a failure.
@@ -117,15 +114,15 @@ impl Collector for Connections {
             }
         }
         let mut conns = Family::gauge(
-            "badgateway_connections",
+            names::CONNECTIONS,
             "Established inbound TCP connections to a web port, by source class: forwarding (inside the forwarding ranges) or other.",
         );
         let mut syn = Family::gauge(
-            "badgateway_connections_half_open",
+            names::CONNECTIONS_HALF_OPEN,
             "Inbound TCP connections to a web port still in SYN_RECV, by source class.",
         );
         let mut listen = Family::gauge(
-            "badgateway_web_port_listening",
+            names::WEB_PORT_LISTENING,
             "1 when something listens on the web port.",
         );
         let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());

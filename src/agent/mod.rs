@@ -1,12 +1,13 @@
 //! The origin agent: runs on the real server and gathers the evidence that
 //! tells the causes apart on the origin side. One collector per file behind
-//! the `Collector` trait, registered once in `Agent::start`; each reports
+//! the `Collector` trait, registered once in [`COLLECTORS`] (its name, what
+//! it reports, how it starts): the `--no-collector.NAME` flags and the
+//! README's list come from that table. Each reports
 //! `badgateway_collector_success` and its duration, so a broken one never
 //! breaks the scrape or the others.
 
 pub mod access_log;
 pub mod connections;
-pub mod exposition;
 pub mod firewall;
 pub mod processes;
 mod procfs;
@@ -18,7 +19,7 @@ use std::time::Instant;
 use prometheus::proto::MetricFamily;
 
 use crate::config::{AgentConfig, FirewallMode};
-use exposition::Family;
+use crate::exposition::{names, CollectorRun, Family};
 
 /// Where the agent meets the operating system. Every boundary can be
 /// pointed elsewhere, so tests can feed fixtures captured from real
@@ -68,24 +69,73 @@ impl CollectorError {
 /// own background task (started by its constructor, stopped when the
 /// collector is dropped) and `collect` reads what it left.
 pub trait Collector: Send + Sync {
-    /// The `collector` label, and the name of its `--no-collector.NAME` flag.
-    fn name(&self) -> &'static str;
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError>;
 }
 
-/// The collectors' names, in the order they run; each can be turned off
-/// with `--no-collector.NAME`.
-pub const COLLECTORS: [&str; 5] = [
-    "saturation",
-    "processes",
-    "connections",
-    "firewall",
-    "access_log",
+/// A collector of the agent, as it is registered.
+pub struct CollectorSpec {
+    /// The `collector` label, and its `--no-collector.NAME` flag.
+    pub name: &'static str,
+    /// What it reports, for the flag's help and the docs.
+    pub about: &'static str,
+    /// Start it for this configuration; `None` where it has nothing to do
+    /// (the firewall check turned off, no access log configured). Must run
+    /// inside the tokio runtime: background collectors spawn their tasks.
+    pub start: fn(&AgentConfig, &Os) -> Option<Box<dyn Collector>>,
+}
+
+/// Every collector, in the order they run.
+pub const COLLECTORS: &[CollectorSpec] = &[
+    CollectorSpec {
+        name: "saturation",
+        about: "CPU, memory, load, interfaces",
+        start: |c, os| {
+            let s = saturation::Saturation::new(os.procfs.clone(), c.interfaces.clone());
+            Some(Box::new(s))
+        },
+    },
+    CollectorSpec {
+        name: "processes",
+        about: "web server processes, and whether their ports listen",
+        start: |c, os| {
+            let p = processes::Processes::new(os.procfs.clone(), &c.processes);
+            Some(Box::new(p))
+        },
+    },
+    CollectorSpec {
+        name: "connections",
+        about: "who connects to the web ports",
+        start: |c, os| {
+            Some(Box::new(connections::Connections::new(
+                os.procfs.clone(),
+                &c.forwarding_ranges,
+                &c.web_ports,
+                c.web_ports_configured,
+            )))
+        },
+    },
+    CollectorSpec {
+        name: "firewall",
+        about: "the firewall's verdict on the forwarding ranges",
+        start: |c, os| {
+            (c.firewall != FirewallMode::Off)
+                .then(|| Box::new(firewall::FirewallCollector::start(c, os)) as Box<dyn Collector>)
+        },
+    },
+    CollectorSpec {
+        name: "access_log",
+        about: "the web server's answers to the forwarding IPs, from its access log",
+        start: |c, _| {
+            let log = c.access_log.as_ref()?;
+            let a = access_log::AccessLogCollector::start(log, &c.forwarding_ranges);
+            Some(Box::new(a))
+        },
+    },
 ];
 
 /// The running agent.
 pub struct Agent {
-    collectors: Vec<Box<dyn Collector>>,
+    collectors: Vec<(&'static str, Box<dyn Collector>)>,
     sites: Vec<String>,
     /// How many forwarding ranges are configured: 0 says the range-based
     /// evidence is not there, rather than a failure.
@@ -99,37 +149,11 @@ impl Agent {
     /// Start every collector not in `disabled`. Must run inside the tokio
     /// runtime: background collectors spawn their tasks here.
     pub fn start(config: &AgentConfig, os: &Os, disabled: &[String]) -> Agent {
-        let enabled = |name: &str| !disabled.iter().any(|d| d == name);
-        let mut collectors: Vec<Box<dyn Collector>> = Vec::new();
-        if enabled("saturation") {
-            collectors.push(Box::new(saturation::Saturation::new(
-                os.procfs.clone(),
-                config.interfaces.clone(),
-            )));
-        }
-        if enabled("processes") {
-            collectors.push(Box::new(processes::Processes::new(
-                os.procfs.clone(),
-                &config.processes,
-            )));
-        }
-        if enabled("connections") {
-            collectors.push(Box::new(connections::Connections::new(
-                os.procfs.clone(),
-                &config.forwarding_ranges,
-                &config.web_ports,
-                config.web_ports_configured,
-            )));
-        }
-        if enabled("firewall") && config.firewall != FirewallMode::Off {
-            collectors.push(Box::new(firewall::FirewallCollector::start(config, os)));
-        }
-        if let (Some(log), true) = (&config.access_log, enabled("access_log")) {
-            collectors.push(Box::new(access_log::AccessLogCollector::start(
-                log,
-                &config.forwarding_ranges,
-            )));
-        }
+        let collectors = COLLECTORS
+            .iter()
+            .filter(|spec| !disabled.iter().any(|d| d == spec.name))
+            .filter_map(|spec| Some((spec.name, (spec.start)(config, os)?)))
+            .collect();
         if config.forwarding_ranges.is_empty() {
             tracing::info!(
                 "no agent.forwarding_ranges configured: every connection and log line counts as `other`, \
@@ -144,51 +168,40 @@ impl Agent {
         }
     }
 
-    /// Every collector's families, and the success and duration of each.
-    pub fn collect(&self) -> Vec<MetricFamily> {
-        let mut success = Family::gauge(
-            "badgateway_collector_success",
-            crate::metrics::COLLECTOR_SUCCESS_HELP,
-        );
-        let mut duration = Family::gauge(
-            "badgateway_collector_duration_seconds",
-            "How long the collector took at this scrape.",
-        );
+    /// Every collector's families, and how each run went.
+    pub fn collect(&self) -> (Vec<MetricFamily>, Vec<CollectorRun>) {
         let mut out = Vec::new();
-        for c in &self.collectors {
+        let mut runs = Vec::new();
+        for (name, c) in &self.collectors {
             let started = Instant::now();
             let result = c.collect();
-            duration.push(&[("collector", c.name())], started.elapsed().as_secs_f64());
+            let seconds = Some(started.elapsed().as_secs_f64());
+            let ok = result.is_ok();
             match result {
                 Ok(families) => {
-                    success.push(&[("collector", c.name())], 1.0);
                     out.extend(families);
-                    self.remember(c.name(), None);
+                    self.remember(name, None);
                 }
-                Err(e) => {
-                    success.push(&[("collector", c.name())], 0.0);
-                    self.remember(c.name(), Some(e.to_string()));
-                }
+                Err(e) => self.remember(name, Some(e.to_string())),
             }
+            runs.push(CollectorRun { name, ok, seconds });
         }
         let mut info = Family::gauge(
-            "badgateway_agent_site_info",
+            names::AGENT_SITE_INFO,
             "1 for each site this origin serves (agent.sites): join origin evidence to probe results on it.",
         );
         for site in &self.sites {
             info.push(&[("site", site)], 1.0);
         }
         let mut ranges = Family::gauge(
-            "badgateway_agent_forwarding_ranges",
+            names::AGENT_FORWARDING_RANGES,
             "Forwarding ranges configured (agent.forwarding_ranges); 0 means connections and log lines are all counted as `other`.",
         );
         ranges.push(&[], self.forwarding_ranges as f64);
         out.push(ranges.into_family());
-        out.push(success.into_family());
-        out.push(duration.into_family());
         out.push(info.into_family());
         out.retain(|f| !f.get_metric().is_empty());
-        out
+        (out, runs)
     }
 
     /// Log a collector's failure when it starts or changes, and its

@@ -9,8 +9,9 @@ use std::sync::Mutex;
 
 use prometheus::proto::MetricFamily;
 
-use super::exposition::Family;
 use super::{Collector, CollectorError};
+use crate::exposition::names;
+use crate::exposition::Family;
 
 /// Names looked for when none are configured.
 pub const KNOWN_WEB_SERVERS: [&str; 11] = [
@@ -69,10 +70,6 @@ impl Processes {
 }
 
 impl Collector for Processes {
-    fn name(&self) -> &'static str {
-        "processes"
-    }
-
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let running = self.running()?;
         let names: Vec<String> = match &self.configured {
@@ -88,11 +85,11 @@ impl Collector for Processes {
             }
         };
         let mut up = Family::gauge(
-            "badgateway_process_up",
+            names::PROCESS_UP,
             "1 when at least one process of that name runs.",
         );
         let mut count = Family::gauge(
-            "badgateway_processes",
+            names::PROCESSES,
             "Processes of that name running (like ps -C NAME).",
         );
         for name in &names {

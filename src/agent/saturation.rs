@@ -22,10 +22,11 @@ use procfs_core::net::InterfaceDeviceStatus;
 use procfs_core::{KernelStats, LoadAverage, Meminfo};
 use prometheus::proto::MetricFamily;
 
-use super::exposition::Family;
 use super::{procfs, Collector, CollectorError};
 use crate::config::InterfaceConfig;
 use crate::diagnosis::thresholds::SATURATION;
+use crate::exposition::names;
+use crate::exposition::Family;
 
 pub struct Saturation {
     procfs: PathBuf,
@@ -134,10 +135,6 @@ impl Saturation {
 }
 
 impl Collector for Saturation {
-    fn name(&self) -> &'static str {
-        "saturation"
-    }
-
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let cpu = self.cpu()?;
         let mem: Meminfo = procfs::read(&self.procfs, "meminfo")?;
@@ -163,7 +160,7 @@ impl Collector for Saturation {
         let mut out = Vec::new();
         if let Some(ratio) = last.cpu_ratio {
             let mut f = Family::gauge(
-                "badgateway_host_cpu_usage_ratio",
+                names::HOST_CPU_USAGE_RATIO,
                 "Share of CPU time spent busy (not idle or waiting for I/O) since the previous scrape, 0..1.",
             );
             f.push(&[], ratio);
@@ -171,7 +168,7 @@ impl Collector for Saturation {
         }
 
         let mut f = Family::gauge(
-            "badgateway_host_memory_usage_ratio",
+            names::HOST_MEMORY_USAGE_RATIO,
             "Share of memory not available to new work: 1 - MemAvailable/MemTotal, 0..1.",
         );
         let available = mem
@@ -186,7 +183,7 @@ impl Collector for Saturation {
         out.push(f.into_family());
 
         let mut held = Family::gauge(
-            "badgateway_host_saturated_seconds",
+            names::HOST_SATURATED_SECONDS,
             "How long the resource's usage has stayed above 90%, reading after reading (0: not above now).",
         );
         if last.cpu_ratio.is_some() {
@@ -198,18 +195,10 @@ impl Collector for Saturation {
         out.push(held.into_family());
 
         for (name, value, help) in [
+            (names::HOST_LOAD1, load.one, "Load average over 1 minute."),
+            (names::HOST_LOAD5, load.five, "Load average over 5 minutes."),
             (
-                "badgateway_host_load1",
-                load.one,
-                "Load average over 1 minute.",
-            ),
-            (
-                "badgateway_host_load5",
-                load.five,
-                "Load average over 5 minutes.",
-            ),
-            (
-                "badgateway_host_load15",
+                names::HOST_LOAD15,
                 load.fifteen,
                 "Load average over 15 minutes.",
             ),
@@ -221,11 +210,11 @@ impl Collector for Saturation {
         }
 
         let mut rx = Family::counter(
-            "badgateway_network_receive_bytes_total",
+            names::NETWORK_RECEIVE_BYTES_TOTAL,
             "Bytes received on the interface.",
         );
         let mut tx = Family::counter(
-            "badgateway_network_transmit_bytes_total",
+            names::NETWORK_TRANSMIT_BYTES_TOTAL,
             "Bytes sent on the interface.",
         );
         for (name, (r, t)) in &net {
@@ -236,15 +225,15 @@ impl Collector for Saturation {
         out.push(tx.into_family());
 
         let mut capacity = Family::gauge(
-            "badgateway_network_capacity_bytes_per_second",
+            names::NETWORK_CAPACITY_BYTES_PER_SECOND,
             "The configured capacity of the interface's link.",
         );
         let mut usage = Family::gauge(
-            "badgateway_network_usage_ratio",
+            names::NETWORK_USAGE_RATIO,
             "Traffic since the previous scrape as a share of the configured capacity, per direction, 0..1 (above 1 when the capacity is set too low).",
         );
         let mut net_held = Family::gauge(
-            "badgateway_network_saturated_seconds",
+            names::NETWORK_SATURATED_SECONDS,
             "How long the interface's traffic has stayed above 90% of its configured capacity, per direction, reading after reading (0: not above now).",
         );
         let previous = last.net.take();
@@ -292,7 +281,7 @@ impl Collector for Saturation {
         out.push(usage.into_family());
         out.push(net_held.into_family());
 
-        let mut cpus = Family::gauge("badgateway_host_cpus", "CPUs the kernel reports.");
+        let mut cpus = Family::gauge(names::HOST_CPUS, "CPUs the kernel reports.");
         cpus.push(&[], cpu.cpus as f64);
         out.push(cpus.into_family());
         Ok(out)

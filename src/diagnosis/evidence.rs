@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::answer::Kind;
+use crate::exposition::names;
 use crate::prober::probe::{ErrorKind, Path};
 use crate::prober::results::{SiteResult, TargetResult};
 
@@ -322,25 +323,25 @@ impl Scrape {
 /// the difference to an earlier one `seconds` before.
 pub fn agent_from_metrics(now: &Scrape, before: Option<(&Scrape, f64)>) -> AgentEvidence {
     let mut a = AgentEvidence {
-        cpu_usage_ratio: now.get("badgateway_host_cpu_usage_ratio", &[]),
-        memory_usage_ratio: now.get("badgateway_host_memory_usage_ratio", &[]),
-        forwarding_ranges: now.get("badgateway_agent_forwarding_ranges", &[]),
+        cpu_usage_ratio: now.get(names::HOST_CPU_USAGE_RATIO, &[]),
+        memory_usage_ratio: now.get(names::HOST_MEMORY_USAGE_RATIO, &[]),
+        forwarding_ranges: now.get(names::AGENT_FORWARDING_RANGES, &[]),
         ..AgentEvidence::default()
     };
-    for s in now.all("badgateway_network_usage_ratio") {
+    for s in now.all(names::NETWORK_USAGE_RATIO) {
         let iface = s.label("interface").unwrap_or("?").to_owned();
         if a.network_usage.as_ref().is_none_or(|(_, u)| s.value > *u) {
             a.network_usage = Some((iface, s.value));
         }
     }
-    for s in now.all("badgateway_host_saturated_seconds") {
+    for s in now.all(names::HOST_SATURATED_SECONDS) {
         match s.label("resource") {
             Some("cpu") => a.cpu_saturated_seconds = Some(s.value),
             Some("memory") => a.memory_saturated_seconds = Some(s.value),
             _ => {}
         }
     }
-    for s in now.all("badgateway_network_saturated_seconds") {
+    for s in now.all(names::NETWORK_SATURATED_SECONDS) {
         let link = format!(
             "{} ({})",
             s.label("interface").unwrap_or("?"),
@@ -353,22 +354,22 @@ pub fn agent_from_metrics(now: &Scrape, before: Option<(&Scrape, f64)>) -> Agent
             a.network_saturated = Some((link, s.value));
         }
     }
-    for s in now.all("badgateway_process_up") {
+    for s in now.all(names::PROCESS_UP) {
         if let Some(p) = s.label("process") {
             a.processes.push((p.to_owned(), s.value > 0.0));
         }
     }
-    for s in now.all("badgateway_web_port_listening") {
+    for s in now.all(names::WEB_PORT_LISTENING) {
         if let Some(port) = s.label("port").and_then(|p| p.parse().ok()) {
             a.web_ports.push((port, s.value > 0.0));
         }
     }
-    for s in now.all("badgateway_firewall_verdict") {
+    for s in now.all(names::FIREWALL_VERDICT) {
         if let (true, Some(r), Some(v)) = (s.value > 0.0, s.label("range"), s.label("verdict")) {
             a.firewall.push((r.to_owned(), v.to_owned()));
         }
     }
-    for s in now.all("badgateway_connections") {
+    for s in now.all(names::CONNECTIONS) {
         let slot = match s.label("class") {
             Some("forwarding") => &mut a.connections_forwarding,
             Some("other") => &mut a.connections_other,
@@ -377,13 +378,13 @@ pub fn agent_from_metrics(now: &Scrape, before: Option<(&Scrape, f64)>) -> Agent
         *slot = Some(slot.unwrap_or(0.0) + s.value);
     }
     if let Some((before, seconds)) = before.filter(|(_, s)| *s > 0.0) {
-        for s in now.all("badgateway_access_log_responses_total") {
+        for s in now.all(names::ACCESS_LOG_RESPONSES_TOTAL) {
             let (Some(class), Some(status)) = (s.label("class"), s.label("status")) else {
                 continue;
             };
             let was = before
                 .get(
-                    "badgateway_access_log_responses_total",
+                    names::ACCESS_LOG_RESPONSES_TOTAL,
                     &[("class", class), ("status", status)],
                 )
                 .unwrap_or(0.0);
@@ -404,7 +405,7 @@ pub fn from_metrics(
     agent: Option<AgentEvidence>,
 ) -> Evidence {
     let mut targets = Vec::new();
-    for s in now.all("badgateway_probe_success") {
+    for s in now.all(names::PROBE_SUCCESS) {
         if s.label("site") != Some(site) {
             continue;
         }
@@ -433,45 +434,36 @@ pub fn from_metrics(
         };
         let mut failures = [0.0; Kind::ALL.len()];
         for k in Kind::ALL {
-            failures[k.index()] = delta("badgateway_probe_failures_total", &[("kind", k.as_str())]);
+            failures[k.index()] = delta(names::PROBE_FAILURES_TOTAL, &[("kind", k.as_str())]);
         }
         let error = now
-            .all("badgateway_probe_error")
+            .all(names::PROBE_ERROR)
             .iter()
             .find(|e| key.iter().all(|(k, v)| e.label(k) == Some(*v)) && e.value > 0.0)
             .and_then(|e| e.label("error"))
             .and_then(ErrorKind::from_name);
-        let silent = gauge("badgateway_icmp_silent", &[]) == Some(1.0);
+        let silent = gauge(names::ICMP_SILENT, &[]) == Some(1.0);
         let rtt = |stat: &str| {
-            let icmp = gauge("badgateway_icmp_rtt_seconds", &[("stat", stat)]).filter(|_| !silent);
-            icmp.or_else(|| gauge("badgateway_tcp_rtt_seconds", &[("stat", stat)]))
+            let icmp = gauge(names::ICMP_RTT_SECONDS, &[("stat", stat)]).filter(|_| !silent);
+            icmp.or_else(|| gauge(names::TCP_RTT_SECONDS, &[("stat", stat)]))
         };
-        let sent = delta("badgateway_path_echoes_sent_total", &[]);
-        let lost = delta("badgateway_path_echoes_lost_total", &[]);
-        let icmp_loss = gauge("badgateway_icmp_packet_loss_ratio", &[]).filter(|_| !silent);
-        let now_loss = icmp_loss.or_else(|| gauge("badgateway_tcp_packet_loss_ratio", &[]));
-        let admits = gauge("badgateway_origin_admits_prober", &[]) != Some(0.0);
-        let status = gauge("badgateway_http_status_code", &[]).filter(|s| *s > 0.0);
+        let sent = delta(names::PATH_ECHOES_SENT_TOTAL, &[]);
+        let lost = delta(names::PATH_ECHOES_LOST_TOTAL, &[]);
+        let icmp_loss = gauge(names::ICMP_PACKET_LOSS_RATIO, &[]).filter(|_| !silent);
+        let now_loss = icmp_loss.or_else(|| gauge(names::TCP_PACKET_LOSS_RATIO, &[]));
+        let admits = gauge(names::ORIGIN_ADMITS_PROBER, &[]) != Some(0.0);
+        let status = gauge(names::HTTP_STATUS_CODE, &[]).filter(|s| *s > 0.0);
         targets.push(TargetEvidence {
             path,
             address: address.to_owned(),
-            requests: delta("badgateway_probes_total", &[]),
+            requests: delta(names::PROBES_TOTAL, &[]),
             failures,
-            forwarding_gateway: delta(
-                "badgateway_forwarding_failures_total",
-                &[("kind", "gateway")],
-            ),
-            forwarding_refused: delta(
-                "badgateway_forwarding_failures_total",
-                &[("kind", "refused")],
-            ),
+            forwarding_gateway: delta(names::FORWARDING_FAILURES_TOTAL, &[("kind", "gateway")]),
+            forwarding_refused: delta(names::FORWARDING_FAILURES_TOTAL, &[("kind", "refused")]),
             status: status.map(|s| s as u16),
             error,
-            duration_seconds: gauge("badgateway_probe_duration_seconds", &[]).unwrap_or(0.0),
-            first_byte_seconds: gauge(
-                "badgateway_http_duration_seconds",
-                &[("phase", "processing")],
-            ),
+            duration_seconds: gauge(names::PROBE_DURATION_SECONDS, &[]).unwrap_or(0.0),
+            first_byte_seconds: gauge(names::HTTP_DURATION_SECONDS, &[("phase", "processing")]),
             signature: None,
             loss: (sent > 0.0).then(|| lost / sent),
             rtt_avg_seconds: rtt("avg"),
@@ -481,16 +473,13 @@ pub fn from_metrics(
             admits,
             echoes_stopped: !admits
                 && now_loss == Some(1.0)
-                && now
-                    .get("badgateway_path_echoes_sent_total", &key)
-                    .unwrap_or(0.0)
-                    > 0.0,
+                && now.get(names::PATH_ECHOES_SENT_TOTAL, &key).unwrap_or(0.0) > 0.0,
             cert_expiry_seconds: None,
         });
     }
     Evidence {
         targets,
-        vantage_cut_off: now.get("badgateway_vantage_up", &[]) == Some(0.0),
+        vantage_cut_off: now.get(names::VANTAGE_UP, &[]) == Some(0.0),
         agent,
     }
 }

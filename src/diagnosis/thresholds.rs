@@ -3,6 +3,8 @@
 //! `tests/rules.rs` reads the rules and fails when an alert's number or
 //! `for:` differs from [`IN_RULES`].
 
+use crate::exposition::names;
+
 /// A request through the proxy that fails at the forwarding hop must be at
 /// least this share of the proxy address's requests...
 pub const FORWARDING_SHARE: f64 = 0.1;
@@ -155,7 +157,7 @@ pub fn in_rules() -> Vec<InRules> {
         r(
             "BadGatewayOriginBandwidthSaturated",
             "1m",
-            held("badgateway_network_saturated_seconds"),
+            held(names::NETWORK_SATURATED_SECONDS),
         ),
         r(
             "BadGatewayOriginExposed",

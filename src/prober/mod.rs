@@ -9,6 +9,7 @@
 //! metrics text, made once when it ends).
 
 pub mod probe;
+pub mod render;
 pub mod results;
 pub mod round;
 pub mod scheduler;

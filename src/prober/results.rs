@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use crate::diagnosis::answer::Kind;
-use crate::metrics::SiteExposition;
+use crate::exposition::Prerendered;
 use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
 /// What one round found on one (path, address) of a site, and what the
@@ -173,7 +173,7 @@ impl SiteResult {
 #[derive(Debug)]
 pub struct SiteEntry {
     pub result: SiteResult,
-    pub exposition: SiteExposition,
+    pub exposition: Prerendered,
 }
 
 #[derive(Default)]
@@ -186,11 +186,9 @@ impl Results {
         Results::default()
     }
 
-    pub fn record(&self, site: &str, result: SiteResult) {
-        let entry = Arc::new(SiteEntry {
-            exposition: SiteExposition::render(site, &result),
-            result,
-        });
+    /// Keep `result` as the site's latest, with its series rendered.
+    pub fn record(&self, site: &str, result: SiteResult, exposition: Prerendered) {
+        let entry = Arc::new(SiteEntry { exposition, result });
         let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
         match sites.get_mut(site) {
             Some(slot) => *slot = entry,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use prometheus::IntGauge;
+use crate::prober::render;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -34,8 +34,6 @@ impl Drop for Scheduler {
 struct SiteRunner {
     prober: Arc<SiteProber>,
     results: Arc<Results>,
-    /// `collector_success{collector="icmp"}`, when some site uses ICMP.
-    icmp_up: Option<IntGauge>,
 }
 
 /// Errors that stop a config from being scheduled (it parsed, but a file it
@@ -54,7 +52,6 @@ impl Scheduler {
         config: &Config,
         pingers: Arc<Pingers>,
         results: Arc<Results>,
-        icmp_up: Option<IntGauge>,
     ) -> Result<Prepared, ScheduleError> {
         let mut runners = Vec::with_capacity(config.sites.len());
         // Sites with the same trust settings share one TLS client config:
@@ -86,7 +83,6 @@ impl Scheduler {
                     tcp_always: false,
                 }),
                 results: Arc::clone(&results),
-                icmp_up: icmp_up.clone(),
             });
         }
         Ok(Prepared { runners })
@@ -128,10 +124,8 @@ impl SiteRunner {
             ticker.tick().await;
             let result = self.prober.round(previous.as_ref()).await;
             previous = Some(result.clone());
-            if let (Some(up), true) = (&self.icmp_up, site.icmp) {
-                up.set(i64::from(self.prober.pingers.healthy()));
-            }
-            self.results.record(&site.name, result);
+            let rendered = render::render(&site.name, &result);
+            self.results.record(&site.name, result, rendered);
         }
     }
 }

@@ -53,9 +53,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use prometheus::proto::MetricFamily;
 
-use super::exposition::Family;
 use super::{Collector, CollectorError};
 use crate::config::AccessLogConfig;
+use crate::exposition::names;
+use crate::exposition::Family;
 use count::{LineCounter, Totals, CLASSES, STATUSES};
 use parse::LineFormat;
 use tail::Tailer;
@@ -147,10 +148,6 @@ impl Drop for AccessLogCollector {
 }
 
 impl Collector for AccessLogCollector {
-    fn name(&self) -> &'static str {
-        "access_log"
-    }
-
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let problem = self
             .shared
@@ -163,7 +160,7 @@ impl Collector for AccessLogCollector {
         drop(problem);
         let c = self.shared.totals.get();
         let mut responses = Family::counter(
-            "badgateway_access_log_responses_total",
+            names::ACCESS_LOG_RESPONSES_TOTAL,
             "Responses in the web server's access log, by client class (forwarding: from agent.forwarding_ranges) and status.",
         );
         for (class, row) in CLASSES.iter().zip(&c.responses) {
@@ -179,17 +176,17 @@ impl Collector for AccessLogCollector {
         Ok(vec![
             responses.into_family(),
             single(
-                "badgateway_access_log_lines_total",
+                names::ACCESS_LOG_LINES_TOTAL,
                 "Lines read from the access log.",
                 c.lines,
             ),
             single(
-                "badgateway_access_log_malformed_lines_total",
+                names::ACCESS_LOG_MALFORMED_LINES_TOTAL,
                 "Access log lines that did not fit the configured format, or longer than 16 KiB.",
                 c.malformed,
             ),
             single(
-                "badgateway_access_log_rotations_total",
+                names::ACCESS_LOG_ROTATIONS_TOTAL,
                 "Times the access log was renamed away, deleted and created anew, or truncated.",
                 c.rotations,
             ),

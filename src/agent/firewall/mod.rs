@@ -18,6 +18,8 @@
 //! start), `collect` reports only the range count rather than block a
 //! scrape.
 
+use crate::exposition::names;
+
 mod command;
 mod evaluate;
 #[cfg(test)]
@@ -35,9 +37,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::proto::MetricFamily;
 
-use super::exposition::Family;
 use super::{Collector, CollectorError, Os};
 use crate::config::{AgentConfig, FirewallMode};
+use crate::exposition::Family;
 pub use command::CommandError;
 pub use evaluate::{evaluate, judge, Captured, Evaluation, FirewallError, Outputs};
 pub use verdict::{RangeVerdict, Verdict};
@@ -137,13 +139,9 @@ async fn run_loop(job: Arc<(AgentConfig, Os)>, state: Arc<Mutex<State>>, interva
 }
 
 impl Collector for FirewallCollector {
-    fn name(&self) -> &'static str {
-        "firewall"
-    }
-
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let mut count = Family::gauge(
-            "badgateway_firewall_forwarding_ranges",
+            names::FIREWALL_FORWARDING_RANGES,
             "Forwarding ranges the firewall collector judges (agent.forwarding_ranges).",
         );
         count.push(&[], self.ranges as f64);
@@ -165,15 +163,15 @@ impl Collector for FirewallCollector {
 
 fn families(eval: &Evaluation, at: SystemTime) -> Vec<MetricFamily> {
     let mut verdict = Family::gauge(
-        "badgateway_firewall_verdict",
+        names::FIREWALL_VERDICT,
         "1 for what this host's firewall does with new TCP connections from the forwarding range to the web ports: allowed, blocked, rate_limited or unknown.",
     );
     let mut port = Family::gauge(
-        "badgateway_firewall_port_verdict",
+        names::FIREWALL_PORT_VERDICT,
         "1 for the firewall's verdict on new TCP connections from the forwarding range to this web port.",
     );
     let mut blocked = Family::gauge(
-        "badgateway_firewall_forwarding_range_blocked",
+        names::FIREWALL_FORWARDING_RANGE_BLOCKED,
         "1 when this host's firewall drops or rejects new connections from (part of) the forwarding range to a web port.",
     );
     for r in &eval.ranges {
@@ -195,14 +193,14 @@ fn families(eval: &Evaluation, at: SystemTime) -> Vec<MetricFamily> {
         }
     }
     let mut rules = Family::gauge(
-        "badgateway_firewall_rules",
+        names::FIREWALL_RULES,
         "Firewall rules read at the last evaluation, per backend.",
     );
     for (backend, n) in &eval.rules {
         rules.push(&[("backend", backend)], *n as f64);
     }
     let mut when = Family::gauge(
-        "badgateway_firewall_evaluation_timestamp_seconds",
+        names::FIREWALL_EVALUATION_TIMESTAMP_SECONDS,
         "When the firewall rules were last read and judged.",
     );
     when.push(

@@ -16,11 +16,13 @@ use tokio::net::TcpListener;
 
 use crate::agent::{Agent, Os};
 use crate::config::{AgentConfig, Config, ConfigErrors};
-use crate::metrics::Exposition;
 use crate::prober::probe::icmp::Pingers;
 use crate::prober::results::Results;
 use crate::prober::scheduler::{ScheduleError, Scheduler};
 use crate::web::WebConfig;
+use scrape::Exposition;
+
+pub mod scrape;
 
 /// How the exporter is started.
 #[derive(Clone, Debug, Default)]
@@ -69,12 +71,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let results = Arc::new(Results::new());
-    let exposition = Exposition::new(Arc::clone(&results));
+    let pingers = Arc::new(Pingers::new());
+    let exposition = Exposition::new(Arc::clone(&results), Arc::clone(&pingers));
     let app = Arc::new(App {
         settings,
         exposition,
         results,
-        pingers: Arc::new(Pingers::new()),
+        pingers,
         scheduler: Mutex::new(None),
         reloading: tokio::sync::Mutex::new(()),
     });
@@ -122,29 +125,16 @@ impl App {
             .config_last_reload_success_timestamp_seconds
             .set(now);
         self.exposition.me.sites.set(config.sites.len() as i64);
-        let icmp_up = if config.sites.iter().any(|s| s.icmp) {
-            let up = self
-                .exposition
-                .me
-                .collector_success
-                .with_label_values(&["icmp"]);
+        let icmp = config.sites.iter().any(|s| s.icmp);
+        if icmp {
             // A failure is logged once by the pingers.
             let _ = self.pingers.check();
-            up.set(i64::from(self.pingers.healthy()));
-            Some(up)
-        } else {
-            let _ = self
-                .exposition
-                .me
-                .collector_success
-                .remove_label_values(&["icmp"]);
-            None
-        };
+        }
+        self.exposition.set_icmp_in_use(icmp);
         let prepared = Scheduler::prepare(
             &config,
             Arc::clone(&self.pingers),
             Arc::clone(&self.results),
-            icmp_up,
         )
         .inspect_err(|_| self.exposition.me.config_last_reload_successful.set(0))?;
         // Without a config file, this host is an origin with defaults.
