@@ -9,8 +9,8 @@
 
 pub mod agent;
 pub mod cli;
+pub mod cmd;
 pub mod config;
-pub mod diagnose;
 pub mod diagnosis;
 pub mod exposition;
 pub mod prober;

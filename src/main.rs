@@ -4,15 +4,14 @@ use std::sync::Arc;
 
 use badgateway_exporter::agent::Os;
 use badgateway_exporter::cli::{self, Cli, Command, LogLevel, Output};
-use badgateway_exporter::config::Config;
-use badgateway_exporter::diagnose;
+use badgateway_exporter::cmd::{check_config, diagnose};
 use badgateway_exporter::server::{self, Settings};
 use badgateway_exporter::web::WebConfig;
 
 fn main() -> ExitCode {
     let cli = cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::CheckConfig { file }) => check_config::run(&file),
         Some(Command::Diagnose {
             url,
             origin,
@@ -52,28 +51,6 @@ fn main() -> ExitCode {
             }
         }
         None => serve(cli),
-    }
-}
-
-fn check_config(file: &std::path::Path) -> ExitCode {
-    match Config::load(file) {
-        Ok(config) => {
-            println!(
-                "{}: OK ({} site(s){})",
-                file.display(),
-                config.sites.len(),
-                if config.agent.is_some() {
-                    ", origin agent"
-                } else {
-                    ""
-                }
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            ExitCode::FAILURE
-        }
     }
 }
 
