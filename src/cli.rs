@@ -39,10 +39,6 @@ pub struct Cli {
     #[arg(long = "path.procfs", value_name = "PATH", default_value = "/proc")]
     pub procfs: PathBuf,
 
-    /// sysfs mount point, read by the origin agent.
-    #[arg(long = "path.sysfs", value_name = "PATH", default_value = "/sys")]
-    pub sysfs: PathBuf,
-
     /// The agent collectors turned off (`--no-collector.NAME`, one flag
     /// per registered collector: see [`command`]).
     #[arg(skip)]

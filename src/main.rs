@@ -106,7 +106,6 @@ fn serve(cli: Cli) -> ExitCode {
         let settings = Settings {
             os: Os {
                 procfs: cli.procfs.clone(),
-                sysfs: cli.sysfs.clone(),
                 ..Os::default()
             },
             disabled_collectors: cli.disabled_collectors.clone(),

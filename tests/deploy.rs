@@ -1469,14 +1469,13 @@ fn kubernetes_workloads_are_what_the_roles_need() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert!(args.contains(&"--path.procfs=/host/proc"), "{args:?}");
-    assert!(args.contains(&"--path.sysfs=/host/sys"), "{args:?}");
     let caps: BTreeSet<&str> = seq_at(c, "securityContext.capabilities.add")
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(caps, BTreeSet::from(["NET_ADMIN", "NET_RAW"]));
     let volumes = seq_at(pod, "volumes");
-    for (mount, host) in [("/host/proc", "/proc"), ("/host/sys", "/sys")] {
+    for (mount, host) in [("/host/proc", "/proc")] {
         let m = seq_at(c, "volumeMounts")
             .iter()
             .find(|m| str_at(m, "mountPath") == mount)

@@ -28,8 +28,6 @@ use crate::exposition::{names, CollectorRun, Family};
 pub struct Os {
     /// The procfs mount (`--path.procfs`).
     pub procfs: PathBuf,
-    /// The sysfs mount (`--path.sysfs`).
-    pub sysfs: PathBuf,
     /// The command that prints the iptables rules (`iptables-save`), and
     /// the same for IPv6.
     pub iptables_save: Vec<String>,
@@ -42,7 +40,6 @@ impl Default for Os {
     fn default() -> Os {
         Os {
             procfs: PathBuf::from("/proc"),
-            sysfs: PathBuf::from("/sys"),
             iptables_save: vec!["iptables-save".into()],
             ip6tables_save: vec!["ip6tables-save".into()],
             nft_list: vec!["nft".into(), "-j".into(), "list".into(), "ruleset".into()],
