@@ -7,10 +7,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use badgateway_exporter::agent::firewall::{evaluate, Evaluation, FirewallCollector, Verdict};
+use badgateway_exporter::agent::firewall::{evaluate, Evaluation, FirewallCollector, FirewallVerdict};
 use badgateway_exporter::agent::{Collector, Os};
 use badgateway_exporter::config::{AgentConfig, FirewallMode};
-use Verdict::*;
+use FirewallVerdict::*;
 
 /// A network namespace, deleted on drop (also when the test fails) with
 /// the rules in it.
@@ -101,18 +101,18 @@ fn config(ranges: &[&str], ports: &[u16], mode: FirewallMode) -> AgentConfig {
 const RANGES: [&str; 3] = ["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"];
 
 /// Verdicts for RANGES on ports 80 and 443.
-fn judge(ns: &Ns, mode: FirewallMode) -> Vec<Verdict> {
+fn judge(ns: &Ns, mode: FirewallMode) -> Vec<FirewallVerdict> {
     let e = evaluate(&config(&RANGES, &[80, 443], mode), &ns.os()).expect("evaluate");
     e.ranges.iter().map(|r| r.verdict).collect()
 }
 
-fn iptables(script: &str) -> Vec<Verdict> {
+fn iptables(script: &str) -> Vec<FirewallVerdict> {
     let ns = Ns::new();
     ns.sh(script);
     judge(&ns, FirewallMode::Iptables)
 }
 
-fn nft(script: &str) -> Vec<Verdict> {
+fn nft(script: &str) -> Vec<FirewallVerdict> {
     let ns = Ns::new();
     ns.nft(script);
     judge(&ns, FirewallMode::Nftables)
@@ -210,7 +210,7 @@ fn empty_ruleset_allows() {
     let ns = Ns::new();
     let e: Evaluation =
         evaluate(&config(&RANGES, &[80, 443], FirewallMode::Auto), &ns.os()).expect("evaluate");
-    let verdicts: Vec<Verdict> = e.ranges.iter().map(|r| r.verdict).collect();
+    let verdicts: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts, [Allowed; 3]);
     assert!(e.rules.iter().all(|(_, n)| *n == 0), "{:?}", e.rules);
 }
@@ -234,7 +234,7 @@ fn ipv6_ban_inside_the_range() {
         FirewallMode::Iptables,
     );
     let e = evaluate(&cfg, &ns.os()).expect("evaluate");
-    let verdicts: Vec<Verdict> = e.ranges.iter().map(|r| r.verdict).collect();
+    let verdicts: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts, [Blocked, Allowed]);
 }
 
@@ -299,7 +299,7 @@ fn auto_combines_iptables_and_native_nft() {
             }",
     );
     let e = evaluate(&config(&RANGES, &[80, 443], FirewallMode::Auto), &ns.os()).expect("evaluate");
-    let verdicts: Vec<Verdict> = e.ranges.iter().map(|r| r.verdict).collect();
+    let verdicts: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts, [RateLimited, Blocked, Allowed]);
     assert_eq!(e.rules, [("iptables", 2), ("nftables", 1)]);
     // The nftables mode alone sees iptables-nft's multiport and limit as
@@ -536,9 +536,9 @@ fn kernel_agrees() {
     });
     let ranges: Vec<String> = sources.iter().map(|s| format!("{s}/32")).collect();
     let ranges: Vec<&str> = ranges.iter().map(String::as_str).collect();
-    let check = |mode: FirewallMode, want: [Verdict; 3]| {
+    let check = |mode: FirewallMode, want: [FirewallVerdict; 3]| {
         let e = evaluate(&config(&ranges, &[80], mode), &origin.os()).expect("evaluate");
-        let got: Vec<Verdict> = e.ranges.iter().map(|r| r.verdict).collect();
+        let got: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
         assert_eq!(got, want, "{mode}");
         for (src, verdict) in sources.iter().zip(want) {
             assert_eq!(

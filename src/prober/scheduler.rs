@@ -42,7 +42,7 @@ struct SiteRunner {
 #[error("site {site}: {source}")]
 pub struct ScheduleError {
     site: String,
-    source: crate::prober::tls::TlsError,
+    source: crate::prober::tls::ProbeTlsError,
 }
 
 impl Scheduler {

@@ -10,7 +10,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use crate::config::TlsSettings;
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub enum ProbeTlsError {
     #[error("reading CA file {path}: {source}")]
     CaFile {
         path: String,
@@ -40,7 +40,7 @@ fn system_roots() -> &'static RootCertStore {
 }
 
 /// The client configuration one site's probes use.
-pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, ProbeTlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default protocol versions");
@@ -53,7 +53,7 @@ pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, TlsErr
         let mut roots = system_roots().clone();
         if let Some(path) = &settings.ca_file {
             let shown = path.display().to_string();
-            let pem = std::fs::read(path).map_err(|source| TlsError::CaFile {
+            let pem = std::fs::read(path).map_err(|source| ProbeTlsError::CaFile {
                 path: shown.clone(),
                 source,
             })?;
@@ -62,7 +62,7 @@ pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, TlsErr
                 .collect();
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(TlsError::NoCertificate { path: shown });
+                return Err(ProbeTlsError::NoCertificate { path: shown });
             }
         }
         builder.with_root_certificates(roots).with_no_client_auth()

@@ -1,5 +1,5 @@
 //! One evaluation: run the tools the mode asks for ([`gather`]), then
-//! parse and judge what they printed ([`judge`]), which tests feed with
+//! parse and judge what they printed ([`judge_outputs`]), which tests feed with
 //! captured outputs.
 
 use std::time::Duration;
@@ -67,7 +67,7 @@ pub fn evaluate(config: &AgentConfig, os: &Os) -> Result<Evaluation, FirewallErr
     if config.firewall == FirewallMode::Off || config.forwarding_ranges.is_empty() {
         return Ok(Evaluation::default());
     }
-    judge(config, &gather(config, os)?)
+    judge_outputs(config, &gather(config, os)?)
 }
 
 fn gather(config: &AgentConfig, os: &Os) -> Result<Outputs, FirewallError> {
@@ -113,7 +113,7 @@ fn gather(config: &AgentConfig, os: &Os) -> Result<Outputs, FirewallError> {
 /// Parses the outputs and judges every forwarding range on every web port.
 /// iptables-nft tables that iptables-save has read are skipped on the nft
 /// side.
-pub fn judge(config: &AgentConfig, outputs: &Outputs) -> Result<Evaluation, FirewallError> {
+pub fn judge_outputs(config: &AgentConfig, outputs: &Outputs) -> Result<Evaluation, FirewallError> {
     let mut programs: Vec<Program> = Vec::new();
     let mut rules = Vec::new();
     let mut skip = nftables::Skip::default();

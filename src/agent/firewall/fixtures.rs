@@ -5,11 +5,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::evaluate::{judge, Captured, Evaluation, Outputs};
+use super::evaluate::{judge_outputs, Captured, Evaluation, Outputs};
 use super::iptables;
 use super::model::Family;
 use super::nftables::{self, Skip};
-use super::verdict::Verdict::{self, *};
+use super::verdict::FirewallVerdict::{self, *};
 use crate::config::AgentConfig;
 
 fn fixture(name: &str) -> String {
@@ -39,12 +39,12 @@ fn config(ranges: &[&str], ports: &[u16]) -> AgentConfig {
     }
 }
 
-fn verdicts(e: &Evaluation) -> Vec<Verdict> {
+fn verdicts(e: &Evaluation) -> Vec<FirewallVerdict> {
     e.ranges.iter().map(|r| r.verdict).collect()
 }
 
 fn run(ranges: &[&str], ports: &[u16], outputs: Outputs) -> Evaluation {
-    judge(&config(ranges, ports), &outputs).unwrap()
+    judge_outputs(&config(ranges, ports), &outputs).unwrap()
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn maps(handles: &[u64], policy: &str) -> Outputs {
 #[test]
 fn nftables_expression_forms() {
     let r = ["203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"];
-    let check = |handles: &[u64], policy: &str, ports: &[u16], want: [Verdict; 3]| {
+    let check = |handles: &[u64], policy: &str, ports: &[u16], want: [FirewallVerdict; 3]| {
         let e = run(&r, ports, maps(handles, policy));
         assert_eq!(
             verdicts(&e),
@@ -272,7 +272,7 @@ fn odd_output_is_an_error_not_a_panic() {
     };
     let cfg = config(&["198.51.100.0/24"], &[80]);
     for text in ["{", "[]", "{\"nftables\": 3}"] {
-        let e = judge(&cfg, &bad(text)).unwrap_err().to_string();
+        let e = judge_outputs(&cfg, &bad(text)).unwrap_err().to_string();
         assert!(e.contains("nft -j list ruleset"), "{e}");
     }
     // Odd but valid JSON: unknown pieces, never a panic.
@@ -280,6 +280,6 @@ fn odd_output_is_an_error_not_a_panic() {
         {"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "x", "len": 99}}}}, {"accept": null}]}},
         {"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [7, {"jump": {"target": "nowhere"}}]}},
         {"rule": {"family": "inet", "table": "t", "chain": "c"}}]}"#;
-    let e = judge(&cfg, &bad(odd)).unwrap();
+    let e = judge_outputs(&cfg, &bad(odd)).unwrap();
     assert_eq!(verdicts(&e), [Unknown]);
 }

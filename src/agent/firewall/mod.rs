@@ -6,7 +6,7 @@
 //! them into the small language of [`model`] and runs it as the kernel
 //! would ([`verdict`]). Each range gets one verdict — `allowed`, `blocked`,
 //! `rate_limited` or `unknown` — combined over its addresses and the web
-//! ports by the precedence documented on [`Verdict`].
+//! ports by the precedence documented on [`FirewallVerdict`].
 //!
 //! In `auto` mode both backends are read and a range is as bad as the
 //! worse of the two (a drop in either is final in the kernel). Tables that
@@ -41,8 +41,8 @@ use super::{Collector, CollectorError, Os};
 use crate::config::{AgentConfig, FirewallMode};
 use crate::exposition::Family;
 pub use command::CommandError;
-pub use evaluate::{evaluate, judge, Captured, Evaluation, FirewallError, Outputs};
-pub use verdict::{RangeVerdict, Verdict};
+pub use evaluate::{evaluate, judge_outputs, Captured, Evaluation, FirewallError, Outputs};
+pub use verdict::{RangeVerdict, FirewallVerdict};
 
 /// How often the rules are read again.
 pub const INTERVAL: Duration = Duration::from_secs(30);
@@ -179,7 +179,7 @@ fn families(eval: &Evaluation, at: SystemTime) -> Vec<MetricFamily> {
         verdict.push(&[("range", &range), ("verdict", r.verdict.as_str())], 1.0);
         blocked.push(
             &[("range", &range)],
-            f64::from(u8::from(r.verdict == Verdict::Blocked)),
+            f64::from(u8::from(r.verdict == FirewallVerdict::Blocked)),
         );
         for (p, v) in &r.ports {
             port.push(

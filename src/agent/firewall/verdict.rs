@@ -22,25 +22,25 @@ use super::model::{addr_bits, bits_addr, Action, Family, Match, Program};
 /// - `Unknown` before `Allowed`: a range is `allowed` only when every
 ///   address and port of it certainly passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Verdict {
+pub enum FirewallVerdict {
     Allowed,
     Unknown,
     RateLimited,
     Blocked,
 }
 
-impl Verdict {
+impl FirewallVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Allowed => "allowed",
-            Verdict::Blocked => "blocked",
-            Verdict::RateLimited => "rate_limited",
-            Verdict::Unknown => "unknown",
+            FirewallVerdict::Allowed => "allowed",
+            FirewallVerdict::Blocked => "blocked",
+            FirewallVerdict::RateLimited => "rate_limited",
+            FirewallVerdict::Unknown => "unknown",
         }
     }
 }
 
-impl std::fmt::Display for Verdict {
+impl std::fmt::Display for FirewallVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -86,7 +86,7 @@ struct State {
 
 /// The verdict of `program` for a new TCP connection from `addr` to
 /// `port`.
-pub fn packet_verdict(program: &Program, addr: IpAddr, port: u16) -> Verdict {
+pub fn packet_verdict(program: &Program, addr: IpAddr, port: u16) -> FirewallVerdict {
     let mut budget = MAX_STEPS;
     classify(&walk(program, addr, port, &mut budget))
 }
@@ -204,24 +204,24 @@ fn policy_fate(policy: Action) -> Fate {
 /// Normal traffic takes the "below the rate" side of every rate limit:
 /// those paths say whether the packet passes at all. The paths above some
 /// rate say whether it is rate-limited.
-fn classify(leaves: &[(Fate, Flags)]) -> Verdict {
+fn classify(leaves: &[(Fate, Flags)]) -> FirewallVerdict {
     let normal: Vec<&(Fate, Flags)> = leaves.iter().filter(|(_, f)| !f.over).collect();
     if normal.is_empty() || normal.iter().any(|(fate, _)| *fate == Fate::Undecided) {
-        return Verdict::Unknown;
+        return FirewallVerdict::Unknown;
     }
     if normal.iter().all(|(fate, _)| *fate == Fate::Drop) {
-        return Verdict::Blocked;
+        return FirewallVerdict::Blocked;
     }
     if normal.iter().any(|(fate, _)| *fate != Fate::Accept) {
-        return Verdict::Unknown;
+        return FirewallVerdict::Unknown;
     }
     let over = leaves.iter().filter(|(_, f)| f.over);
-    let mut verdict = Verdict::Allowed;
+    let mut verdict = FirewallVerdict::Allowed;
     for (fate, flags) in over {
         match fate {
-            Fate::Drop if !flags.unknown => return Verdict::RateLimited,
+            Fate::Drop if !flags.unknown => return FirewallVerdict::RateLimited,
             Fate::Accept => {}
-            _ => verdict = Verdict::Unknown,
+            _ => verdict = FirewallVerdict::Unknown,
         }
     }
     verdict
@@ -231,9 +231,9 @@ fn classify(leaves: &[(Fate, Flags)]) -> Verdict {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeVerdict {
     pub range: IpNet,
-    pub verdict: Verdict,
+    pub verdict: FirewallVerdict,
     /// In the order of the configured ports.
-    pub ports: Vec<(u16, Verdict)>,
+    pub ports: Vec<(u16, FirewallVerdict)>,
 }
 
 /// Evaluates every region of `range` on every port with every program and
@@ -256,11 +256,11 @@ pub fn judge_range(programs: &[&Program], range: IpNet, ports: &[u16]) -> RangeV
     }
     starts.sort_unstable();
     starts.dedup();
-    let mut port_verdicts: Vec<(u16, Verdict)> =
-        ports.iter().map(|&p| (p, Verdict::Allowed)).collect();
+    let mut port_verdicts: Vec<(u16, FirewallVerdict)> =
+        ports.iter().map(|&p| (p, FirewallVerdict::Allowed)).collect();
     if starts.len() > MAX_REGIONS {
         for pv in &mut port_verdicts {
-            pv.1 = Verdict::Unknown;
+            pv.1 = FirewallVerdict::Unknown;
         }
     }
     let mut budget = RANGE_STEPS;
@@ -275,7 +275,7 @@ pub fn judge_range(programs: &[&Program], range: IpNet, ports: &[u16]) -> RangeV
             }
         }
         // Blocked everywhere: nothing further can change the answer.
-        if port_verdicts.iter().all(|(_, v)| *v == Verdict::Blocked) {
+        if port_verdicts.iter().all(|(_, v)| *v == FirewallVerdict::Blocked) {
             break 'regions;
         }
     }
@@ -283,7 +283,7 @@ pub fn judge_range(programs: &[&Program], range: IpNet, ports: &[u16]) -> RangeV
         .iter()
         .map(|(_, v)| *v)
         .max()
-        .unwrap_or(Verdict::Allowed);
+        .unwrap_or(FirewallVerdict::Allowed);
     RangeVerdict {
         range,
         verdict,
@@ -315,7 +315,7 @@ mod tests {
         Cond::Src(AddrSet::from_net(net.parse().unwrap()))
     }
 
-    fn judge(p: &Program, range: &str) -> Verdict {
+    fn judge(p: &Program, range: &str) -> FirewallVerdict {
         judge_range(&[p], range.parse().unwrap(), &[80, 443]).verdict
     }
 
@@ -328,8 +328,8 @@ mod tests {
             }],
             Action::Accept,
         );
-        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Blocked);
-        assert_eq!(judge(&p, "203.0.113.0/24"), Verdict::Allowed);
+        assert_eq!(judge(&p, "198.51.100.0/24"), FirewallVerdict::Blocked);
+        assert_eq!(judge(&p, "203.0.113.0/24"), FirewallVerdict::Allowed);
     }
 
     #[test]
@@ -341,7 +341,7 @@ mod tests {
             }],
             Action::Accept,
         );
-        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Allowed);
+        assert_eq!(judge(&p, "198.51.100.0/24"), FirewallVerdict::Allowed);
         let p = program(
             vec![Rule {
                 cond: Cond::UNKNOWN,
@@ -349,7 +349,7 @@ mod tests {
             }],
             Action::Drop,
         );
-        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Unknown);
+        assert_eq!(judge(&p, "198.51.100.0/24"), FirewallVerdict::Unknown);
     }
 
     #[test]
@@ -362,7 +362,7 @@ mod tests {
             }],
             Action::Drop,
         );
-        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::RateLimited);
+        assert_eq!(judge(&p, "198.51.100.0/24"), FirewallVerdict::RateLimited);
         // -m hashlimit --hashlimit-above 10/s -j DROP; policy ACCEPT, on 443 only
         let cond = Cond::All(vec![
             Cond::Dport(PortSet(vec![(443, 443)])),
@@ -378,9 +378,9 @@ mod tests {
         let v = judge_range(&[&p], "198.51.100.0/24".parse().unwrap(), &[80, 443]);
         assert_eq!(
             v.ports,
-            vec![(80, Verdict::Allowed), (443, Verdict::RateLimited)]
+            vec![(80, FirewallVerdict::Allowed), (443, FirewallVerdict::RateLimited)]
         );
-        assert_eq!(v.verdict, Verdict::RateLimited);
+        assert_eq!(v.verdict, FirewallVerdict::RateLimited);
     }
 
     #[test]
@@ -421,9 +421,9 @@ mod tests {
             }],
         };
         // Goto into an empty chain falls to the policy of INPUT.
-        assert_eq!(judge(&p, "198.51.100.0/24"), Verdict::Blocked);
-        assert_eq!(judge(&p, "203.0.113.0/24"), Verdict::Allowed);
+        assert_eq!(judge(&p, "198.51.100.0/24"), FirewallVerdict::Blocked);
+        assert_eq!(judge(&p, "203.0.113.0/24"), FirewallVerdict::Allowed);
         // The base chain does not see IPv6.
-        assert_eq!(judge(&p, "2001:db8::/32"), Verdict::Allowed);
+        assert_eq!(judge(&p, "2001:db8::/32"), FirewallVerdict::Allowed);
     }
 }
