@@ -1475,15 +1475,14 @@ fn kubernetes_workloads_are_what_the_roles_need() {
         .collect();
     assert_eq!(caps, BTreeSet::from(["NET_ADMIN", "NET_RAW"]));
     let volumes = seq_at(pod, "volumes");
-    for (mount, host) in [("/host/proc", "/proc")] {
-        let m = seq_at(c, "volumeMounts")
-            .iter()
-            .find(|m| str_at(m, "mountPath") == mount)
-            .unwrap_or_else(|| panic!("no mount at {mount}"));
-        assert_eq!(m["readOnly"].as_bool(), Some(true), "{mount}");
-        let v = volumes.iter().find(|v| v["name"] == m["name"]).unwrap();
-        assert_eq!(str_at(v, "hostPath.path"), host);
-    }
+    let (mount, host) = ("/host/proc", "/proc");
+    let m = seq_at(c, "volumeMounts")
+        .iter()
+        .find(|m| str_at(m, "mountPath") == mount)
+        .unwrap_or_else(|| panic!("no mount at {mount}"));
+    assert_eq!(m["readOnly"].as_bool(), Some(true), "{mount}");
+    let v = volumes.iter().find(|v| v["name"] == m["name"]).unwrap();
+    assert_eq!(str_at(v, "hostPath.path"), host);
     // The access log it is configured to read is mounted.
     let cm = k8s_object("ConfigMap", "badgateway-agent");
     let config = yaml(cm["data"]["config.yml"].as_str().expect("config.yml"));

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use badgateway_exporter::agent::firewall::{evaluate, Evaluation, FirewallCollector, FirewallVerdict};
+use badgateway_exporter::agent::firewall::{
+    evaluate, Evaluation, FirewallCollector, FirewallVerdict,
+};
 use badgateway_exporter::agent::{Collector, Os};
 use badgateway_exporter::config::{AgentConfig, FirewallMode};
 use FirewallVerdict::*;

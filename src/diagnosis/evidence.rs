@@ -412,75 +412,80 @@ pub fn from_metrics(
         let (Some(path), Some(address)) = (s.label("path"), s.label("address")) else {
             continue;
         };
-        let path = if path == "proxy" {
-            Path::Proxy
-        } else {
-            Path::Origin
-        };
-        let key = [
-            ("site", site),
-            ("path", path.as_str()),
-            ("address", address),
-        ];
-        let delta = |name: &str, extra: &[(&str, &str)]| {
-            let want: Vec<(&str, &str)> = key.iter().chain(extra).copied().collect();
-            let n = now.get(name, &want).unwrap_or(0.0);
-            let b = before.get(name, &want).unwrap_or(0.0);
-            (n - b).max(0.0)
-        };
-        let gauge = |name: &str, extra: &[(&str, &str)]| {
-            let want: Vec<(&str, &str)> = key.iter().chain(extra).copied().collect();
-            now.get(name, &want)
-        };
-        let mut failures = [0.0; Kind::ALL.len()];
-        for k in Kind::ALL {
-            failures[k.index()] = delta(names::PROBE_FAILURES_TOTAL, &[("kind", k.as_str())]);
-        }
-        let error = now
-            .all(names::PROBE_ERROR)
-            .iter()
-            .find(|e| key.iter().all(|(k, v)| e.label(k) == Some(*v)) && e.value > 0.0)
-            .and_then(|e| e.label("error"))
-            .and_then(ErrorKind::from_name);
-        let silent = gauge(names::ICMP_SILENT, &[]) == Some(1.0);
-        let rtt = |stat: &str| {
-            let icmp = gauge(names::ICMP_RTT_SECONDS, &[("stat", stat)]).filter(|_| !silent);
-            icmp.or_else(|| gauge(names::TCP_RTT_SECONDS, &[("stat", stat)]))
-        };
-        let sent = delta(names::PATH_ECHOES_SENT_TOTAL, &[]);
-        let lost = delta(names::PATH_ECHOES_LOST_TOTAL, &[]);
-        let icmp_loss = gauge(names::ICMP_PACKET_LOSS_RATIO, &[]).filter(|_| !silent);
-        let now_loss = icmp_loss.or_else(|| gauge(names::TCP_PACKET_LOSS_RATIO, &[]));
-        let admits = gauge(names::ORIGIN_ADMITS_PROBER, &[]) != Some(0.0);
-        let status = gauge(names::HTTP_STATUS_CODE, &[]).filter(|s| *s > 0.0);
-        targets.push(TargetEvidence {
-            path,
-            address: address.to_owned(),
-            requests: delta(names::PROBES_TOTAL, &[]),
-            failures,
-            forwarding_gateway: delta(names::FORWARDING_FAILURES_TOTAL, &[("kind", "gateway")]),
-            forwarding_refused: delta(names::FORWARDING_FAILURES_TOTAL, &[("kind", "refused")]),
-            status: status.map(|s| s as u16),
-            error,
-            duration_seconds: gauge(names::PROBE_DURATION_SECONDS, &[]).unwrap_or(0.0),
-            first_byte_seconds: gauge(names::HTTP_DURATION_SECONDS, &[("phase", "processing")]),
-            signature: None,
-            loss: (sent > 0.0).then(|| lost / sent),
-            rtt_avg_seconds: rtt("avg"),
-            rtt_stddev_seconds: rtt("stddev"),
-            measured_by: if silent { "TCP handshakes" } else { "ICMP" },
-            icmp_silent: silent,
-            admits,
-            echoes_stopped: !admits
-                && now_loss == Some(1.0)
-                && now.get(names::PATH_ECHOES_SENT_TOTAL, &key).unwrap_or(0.0) > 0.0,
-            cert_expiry_seconds: None,
-        });
+        targets.push(target(site, path, address, now, before));
     }
     Evidence {
         targets,
         vantage_cut_off: now.get(names::VANTAGE_UP, &[]) == Some(0.0),
         agent,
+    }
+}
+
+/// One target's evidence: its counts over the two scrapes, its gauges now.
+fn target(site: &str, path: &str, address: &str, now: &Scrape, before: &Scrape) -> TargetEvidence {
+    let path = if path == "proxy" {
+        Path::Proxy
+    } else {
+        Path::Origin
+    };
+    let key = [
+        ("site", site),
+        ("path", path.as_str()),
+        ("address", address),
+    ];
+    let delta = |name: &str, extra: &[(&str, &str)]| {
+        let want: Vec<(&str, &str)> = key.iter().chain(extra).copied().collect();
+        let n = now.get(name, &want).unwrap_or(0.0);
+        let b = before.get(name, &want).unwrap_or(0.0);
+        (n - b).max(0.0)
+    };
+    let gauge = |name: &str, extra: &[(&str, &str)]| {
+        let want: Vec<(&str, &str)> = key.iter().chain(extra).copied().collect();
+        now.get(name, &want)
+    };
+    let mut failures = [0.0; Kind::ALL.len()];
+    for k in Kind::ALL {
+        failures[k.index()] = delta(names::PROBE_FAILURES_TOTAL, &[("kind", k.as_str())]);
+    }
+    let error = now
+        .all(names::PROBE_ERROR)
+        .iter()
+        .find(|e| key.iter().all(|(k, v)| e.label(k) == Some(*v)) && e.value > 0.0)
+        .and_then(|e| e.label("error"))
+        .and_then(ErrorKind::from_name);
+    let silent = gauge(names::ICMP_SILENT, &[]) == Some(1.0);
+    let rtt = |stat: &str| {
+        let icmp = gauge(names::ICMP_RTT_SECONDS, &[("stat", stat)]).filter(|_| !silent);
+        icmp.or_else(|| gauge(names::TCP_RTT_SECONDS, &[("stat", stat)]))
+    };
+    let sent = delta(names::PATH_ECHOES_SENT_TOTAL, &[]);
+    let lost = delta(names::PATH_ECHOES_LOST_TOTAL, &[]);
+    let icmp_loss = gauge(names::ICMP_PACKET_LOSS_RATIO, &[]).filter(|_| !silent);
+    let now_loss = icmp_loss.or_else(|| gauge(names::TCP_PACKET_LOSS_RATIO, &[]));
+    let admits = gauge(names::ORIGIN_ADMITS_PROBER, &[]) != Some(0.0);
+    let status = gauge(names::HTTP_STATUS_CODE, &[]).filter(|s| *s > 0.0);
+    TargetEvidence {
+        path,
+        address: address.to_owned(),
+        requests: delta(names::PROBES_TOTAL, &[]),
+        failures,
+        forwarding_gateway: delta(names::FORWARDING_FAILURES_TOTAL, &[("kind", "gateway")]),
+        forwarding_refused: delta(names::FORWARDING_FAILURES_TOTAL, &[("kind", "refused")]),
+        status: status.map(|s| s as u16),
+        error,
+        duration_seconds: gauge(names::PROBE_DURATION_SECONDS, &[]).unwrap_or(0.0),
+        first_byte_seconds: gauge(names::HTTP_DURATION_SECONDS, &[("phase", "processing")]),
+        signature: None,
+        loss: (sent > 0.0).then(|| lost / sent),
+        rtt_avg_seconds: rtt("avg"),
+        rtt_stddev_seconds: rtt("stddev"),
+        measured_by: if silent { "TCP handshakes" } else { "ICMP" },
+        icmp_silent: silent,
+        admits,
+        echoes_stopped: !admits
+            && now_loss == Some(1.0)
+            && now.get(names::PATH_ECHOES_SENT_TOTAL, &key).unwrap_or(0.0) > 0.0,
+        cert_expiry_seconds: None,
     }
 }
 

@@ -78,20 +78,24 @@ pub struct InRules {
     pub fragments: Vec<String>,
 }
 
-/// The table `tests/rules.rs` checks the rules against.
+/// The table `tests/rules.rs` checks the rules against, by cause.
 pub fn in_rules() -> Vec<InRules> {
-    let r = |alert: &'static str, for_: &'static str, fragments: Vec<String>| InRules {
+    [forwarding(), origin(), network(), proxy()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn r(alert: &'static str, for_: &'static str, fragments: Vec<String>) -> InRules {
+    InRules {
         alert,
         for_,
         fragments,
-    };
-    let held = |series: &str| {
-        vec![
-            format!("{series} >= {SATURATION_HELD_SECONDS}"),
-            format!("{series} >= {SATURATION_HELD_FAILING_SECONDS}"),
-            "site:badgateway_site_fails".to_owned(),
-        ]
-    };
+    }
+}
+
+/// The forwarding IPs blocked or rate-limited.
+fn forwarding() -> Vec<InRules> {
     vec![
         r(
             "BadGatewayForwardingIpBlocked",
@@ -108,6 +112,27 @@ pub fn in_rules() -> Vec<InRules> {
             ],
         ),
         r(
+            "BadGatewayForwardingIpRateLimited",
+            "2m",
+            vec![
+                format!("ratio_rate5m{{class=\"forwarding\"}} >= {REFUSED_SHARE}"),
+                format!("rate5m{{class=\"forwarding\"}} >= {REFUSED_PER_SECOND}"),
+            ],
+        ),
+    ]
+}
+
+/// The origin slow, saturated, exposed, or failing TLS.
+fn origin() -> Vec<InRules> {
+    let held = |series: &str| {
+        vec![
+            format!("{series} >= {SATURATION_HELD_SECONDS}"),
+            format!("{series} >= {SATURATION_HELD_FAILING_SECONDS}"),
+            "site:badgateway_site_fails".to_owned(),
+        ]
+    };
+    vec![
+        r(
             "BadGatewayOriginSlowerThanProxyWaits",
             "1m",
             vec![format!("{SLOWNESS_SHARE} * max by")],
@@ -116,33 +141,6 @@ pub fn in_rules() -> Vec<InRules> {
             "BadGatewayOriginSlow",
             "5m",
             vec![format!(") >= {SLOW_FIRST_BYTE_SECONDS}")],
-        ),
-        r(
-            "BadGatewayPacketLoss",
-            "5m",
-            vec![format!("badgateway:path_loss:ratio_rate5m > {LOSS_SHARE}")],
-        ),
-        r(
-            "BadGatewayJitter",
-            "5m",
-            vec![
-                format!("[5m]) >= {JITTER_SECONDS}"),
-                format!(">= ignoring(stat) {JITTER_SHARE_OF_RTT} *"),
-                format!("[5m]) >= {JITTER_ABSOLUTE_SECONDS}"),
-            ],
-        ),
-        r(
-            "BadGatewayProxyUnreachable",
-            "1m",
-            vec![
-                format!(">= {PROXY_UNREACHABLE_SHARE}"),
-                format!("badgateway:path_loss:ratio_rate5m{{path=\"proxy\"}}) > {LOSS_SHARE}"),
-            ],
-        ),
-        r(
-            "BadGatewayProxyOwnAnswer",
-            "2m",
-            vec![format!(">= {PROXY_OWN_SHARE}")],
         ),
         r(
             "BadGatewayOriginCpuSaturated",
@@ -169,20 +167,7 @@ pub fn in_rules() -> Vec<InRules> {
             ],
         ),
         r(
-            "BadGatewayForwardingIpRateLimited",
-            "2m",
-            vec![
-                format!("ratio_rate5m{{class=\"forwarding\"}} >= {REFUSED_SHARE}"),
-                format!("rate5m{{class=\"forwarding\"}} >= {REFUSED_PER_SECOND}"),
-            ],
-        ),
-        r(
             "BadGatewayOriginCertificateExpiresSoon",
-            "10m",
-            vec![format!("< {CERT_EXPIRY_WARNING_SECONDS}")],
-        ),
-        r(
-            "BadGatewayProxyCertificateExpiresSoon",
             "10m",
             vec![format!("< {CERT_EXPIRY_WARNING_SECONDS}")],
         ),
@@ -190,6 +175,50 @@ pub fn in_rules() -> Vec<InRules> {
             "BadGatewayOriginTlsError",
             "1m",
             vec![format!(") >= {PROXY_OWN_SHARE}")],
+        ),
+    ]
+}
+
+/// Loss and jitter on the paths.
+fn network() -> Vec<InRules> {
+    vec![
+        r(
+            "BadGatewayPacketLoss",
+            "5m",
+            vec![format!("badgateway:path_loss:ratio_rate5m > {LOSS_SHARE}")],
+        ),
+        r(
+            "BadGatewayJitter",
+            "5m",
+            vec![
+                format!("[5m]) >= {JITTER_SECONDS}"),
+                format!(">= ignoring(stat) {JITTER_SHARE_OF_RTT} *"),
+                format!("[5m]) >= {JITTER_ABSOLUTE_SECONDS}"),
+            ],
+        ),
+    ]
+}
+
+/// The proxy itself: out of reach, answering by itself, its certificate.
+fn proxy() -> Vec<InRules> {
+    vec![
+        r(
+            "BadGatewayProxyUnreachable",
+            "1m",
+            vec![
+                format!(">= {PROXY_UNREACHABLE_SHARE}"),
+                format!("badgateway:path_loss:ratio_rate5m{{path=\"proxy\"}}) > {LOSS_SHARE}"),
+            ],
+        ),
+        r(
+            "BadGatewayProxyOwnAnswer",
+            "2m",
+            vec![format!(">= {PROXY_OWN_SHARE}")],
+        ),
+        r(
+            "BadGatewayProxyCertificateExpiresSoon",
+            "10m",
+            vec![format!("< {CERT_EXPIRY_WARNING_SECONDS}")],
         ),
     ]
 }

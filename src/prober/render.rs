@@ -9,7 +9,7 @@ use crate::diagnosis::answer::{self, Kind};
 use crate::diagnosis::forwarding::HopFailure;
 use crate::exposition::{self, bool_value, escape, names, Prerendered};
 use crate::prober::probe::{EchoRound, Path};
-use crate::prober::results::{SiteEntry, SiteResult};
+use crate::prober::results::{SiteEntry, SiteResult, TargetResult};
 
 /// The probe metric families, in the order they are exposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,67 +111,7 @@ pub fn render(site: &str, result: &SiteResult) -> Prerendered {
             t.path.as_str(),
             escape(&t.address)
         );
-        let h = &t.http;
-        out.add(F::Success, &base, "", bool_value(t.failed_requests() == 0));
-        out.add(F::Status, &base, "", f64::from(h.status.unwrap_or(0)));
-        for (phase, d) in h.phases.iter() {
-            let v = d.map_or(0.0, |d| d.as_secs_f64());
-            out.add(F::Phase, &base, &format!(",phase=\"{phase}\""), v);
-        }
-        out.add(F::Duration, &base, "", h.duration.as_secs_f64());
-        if let Some(kind) = h.error {
-            out.add(
-                F::Error,
-                &base,
-                &format!(",error=\"{}\"", kind.as_str()),
-                1.0,
-            );
-        }
-        if let Some(icmp) = &t.icmp {
-            out.echoes([F::IcmpLoss, F::IcmpRtt, F::IcmpSent], &base, icmp);
-        }
-        if t.icmp.is_some() || t.icmp_silent {
-            out.add(F::IcmpSilent, &base, "", bool_value(t.icmp_silent));
-        }
-        if let Some(tcp) = &t.tcp {
-            out.echoes([F::TcpLoss, F::TcpRtt, F::TcpSent], &base, tcp);
-        }
-        let n = &t.totals;
-        out.add(F::Probes, &base, "", n.probes as f64);
-        for kind in Kind::ALL {
-            let extra = format!(",kind=\"{}\"", kind.as_str());
-            out.add(
-                F::ProbeFailures,
-                &base,
-                &extra,
-                n.failures[kind.index()] as f64,
-            );
-        }
-        if t.path == Path::Proxy {
-            for hop in HopFailure::ALL {
-                let extra = format!(",kind=\"{}\"", hop.as_str());
-                out.add(
-                    F::ForwardingFailures,
-                    &base,
-                    &extra,
-                    n.forwarding[hop as usize] as f64,
-                );
-            }
-        }
-        if let Some(by) = answer::kind(h).and_then(Kind::made_by) {
-            out.add(F::MadeBy, &base, &format!(",by=\"{by}\""), 1.0);
-        }
-        if let Some(at) = h.cert_not_after {
-            let secs = at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            out.add(F::CertExpiry, &base, "", secs);
-        }
-        out.add(F::EchoesSent, &base, "", n.path_echoes_sent as f64);
-        out.add(F::EchoesLost, &base, "", n.path_echoes_lost as f64);
-        if t.path == Path::Origin {
-            out.add(F::Admits, &base, "", bool_value(!t.admission.refused));
-        }
+        out.target(&base, t);
     }
     let base = format!("site=\"{site}\"");
     out.add(
@@ -192,6 +132,72 @@ pub fn render(site: &str, result: &SiteResult) -> Prerendered {
 struct Series(Vec<String>);
 
 impl Series {
+    /// One target's series: its last probe, its echoes, its running counts.
+    fn target(&mut self, base: &str, t: &TargetResult) {
+        let out = self;
+        let h = &t.http;
+        out.add(F::Success, base, "", bool_value(t.failed_requests() == 0));
+        out.add(F::Status, base, "", f64::from(h.status.unwrap_or(0)));
+        for (phase, d) in h.phases.iter() {
+            let v = d.map_or(0.0, |d| d.as_secs_f64());
+            out.add(F::Phase, base, &format!(",phase=\"{phase}\""), v);
+        }
+        out.add(F::Duration, base, "", h.duration.as_secs_f64());
+        if let Some(kind) = h.error {
+            out.add(
+                F::Error,
+                base,
+                &format!(",error=\"{}\"", kind.as_str()),
+                1.0,
+            );
+        }
+        if let Some(icmp) = &t.icmp {
+            out.echoes([F::IcmpLoss, F::IcmpRtt, F::IcmpSent], base, icmp);
+        }
+        if t.icmp.is_some() || t.icmp_silent {
+            out.add(F::IcmpSilent, base, "", bool_value(t.icmp_silent));
+        }
+        if let Some(tcp) = &t.tcp {
+            out.echoes([F::TcpLoss, F::TcpRtt, F::TcpSent], base, tcp);
+        }
+        let n = &t.totals;
+        out.add(F::Probes, base, "", n.probes as f64);
+        for kind in Kind::ALL {
+            let extra = format!(",kind=\"{}\"", kind.as_str());
+            out.add(
+                F::ProbeFailures,
+                base,
+                &extra,
+                n.failures[kind.index()] as f64,
+            );
+        }
+        if t.path == Path::Proxy {
+            for hop in HopFailure::ALL {
+                let extra = format!(",kind=\"{}\"", hop.as_str());
+                out.add(
+                    F::ForwardingFailures,
+                    base,
+                    &extra,
+                    n.forwarding[hop as usize] as f64,
+                );
+            }
+        }
+        if let Some(by) = answer::kind(h).and_then(Kind::made_by) {
+            out.add(F::MadeBy, base, &format!(",by=\"{by}\""), 1.0);
+        }
+        if let Some(at) = h.cert_not_after {
+            let secs = at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            out.add(F::CertExpiry, base, "", secs);
+        }
+        out.add(F::EchoesSent, base, "", n.path_echoes_sent as f64);
+        out.add(F::EchoesLost, base, "", n.path_echoes_lost as f64);
+        if t.path == Path::Origin {
+            out.add(F::Admits, base, "", bool_value(!t.admission.refused));
+        }
+    }
+
     fn add(&mut self, family: ProbeFamily, labels: &str, extra: &str, value: f64) {
         exposition::sample(
             &mut self.0[family as usize],

@@ -42,7 +42,7 @@ use crate::config::{AgentConfig, FirewallMode};
 use crate::exposition::Family;
 pub use command::CommandError;
 pub use evaluate::{evaluate, judge_outputs, Captured, Evaluation, FirewallError, Outputs};
-pub use verdict::{RangeVerdict, FirewallVerdict};
+pub use verdict::{FirewallVerdict, RangeVerdict};
 
 /// How often the rules are read again.
 pub const INTERVAL: Duration = Duration::from_secs(30);

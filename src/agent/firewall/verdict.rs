@@ -256,8 +256,10 @@ pub fn judge_range(programs: &[&Program], range: IpNet, ports: &[u16]) -> RangeV
     }
     starts.sort_unstable();
     starts.dedup();
-    let mut port_verdicts: Vec<(u16, FirewallVerdict)> =
-        ports.iter().map(|&p| (p, FirewallVerdict::Allowed)).collect();
+    let mut port_verdicts: Vec<(u16, FirewallVerdict)> = ports
+        .iter()
+        .map(|&p| (p, FirewallVerdict::Allowed))
+        .collect();
     if starts.len() > MAX_REGIONS {
         for pv in &mut port_verdicts {
             pv.1 = FirewallVerdict::Unknown;
@@ -275,7 +277,10 @@ pub fn judge_range(programs: &[&Program], range: IpNet, ports: &[u16]) -> RangeV
             }
         }
         // Blocked everywhere: nothing further can change the answer.
-        if port_verdicts.iter().all(|(_, v)| *v == FirewallVerdict::Blocked) {
+        if port_verdicts
+            .iter()
+            .all(|(_, v)| *v == FirewallVerdict::Blocked)
+        {
             break 'regions;
         }
     }
@@ -378,7 +383,10 @@ mod tests {
         let v = judge_range(&[&p], "198.51.100.0/24".parse().unwrap(), &[80, 443]);
         assert_eq!(
             v.ports,
-            vec![(80, FirewallVerdict::Allowed), (443, FirewallVerdict::RateLimited)]
+            vec![
+                (80, FirewallVerdict::Allowed),
+                (443, FirewallVerdict::RateLimited)
+            ]
         );
         assert_eq!(v.verdict, FirewallVerdict::RateLimited);
     }

@@ -109,9 +109,20 @@ async fn fetch_agent(url: Option<&str>) -> Result<String, String> {
 /// Check every argument and build the site to probe, with the exporter's
 /// own defaults (expected status 200-399, body limit, no redirects).
 fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
-    let bad = |what: &str, value: &str, why: String| {
-        DiagnoseError::Input(format!("invalid {what} {value:?}: {why}"))
-    };
+    check(r)?;
+    // Everything is checked: let the config loader fill in the defaults,
+    // so diagnose probes exactly as the exporter would.
+    let mut config = Config::parse(site_yaml(r).as_bytes(), "command line")
+        .map_err(|e| DiagnoseError::Input(e.to_string()))?;
+    Ok(config.sites.remove(0))
+}
+
+fn bad(what: &str, value: &str, why: String) -> DiagnoseError {
+    DiagnoseError::Input(format!("invalid {what} {value:?}: {why}"))
+}
+
+/// Every argument, checked on its own; the first bad one is the error.
+fn check(r: &Request) -> Result<(), DiagnoseError> {
     let url = url::Url::parse(&r.url).map_err(|e| bad("URL", &r.url, e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(bad(
@@ -159,15 +170,7 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
             "expected 1 to 100".into(),
         ));
     }
-    let timeout = humantime::parse_duration(&r.timeout)
-        .map_err(|e| bad("--timeout", &r.timeout, e.to_string()))?;
-    if timeout.is_zero() || timeout > Duration::from_secs(300) {
-        return Err(bad(
-            "--timeout",
-            &r.timeout,
-            "expected more than 0 and at most 5m".into(),
-        ));
-    }
+    check_timeout(&r.timeout)?;
     if !(1..=1000).contains(&r.count) {
         return Err(bad(
             "--count",
@@ -175,8 +178,23 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
             "expected 1 to 1000".into(),
         ));
     }
-    // Everything is checked: let the config loader fill in the defaults,
-    // so diagnose probes exactly as the exporter would.
+    Ok(())
+}
+
+fn check_timeout(t: &str) -> Result<(), DiagnoseError> {
+    let timeout = humantime::parse_duration(t).map_err(|e| bad("--timeout", t, e.to_string()))?;
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        return Err(bad(
+            "--timeout",
+            t,
+            "expected more than 0 and at most 5m".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The site as a configuration file would say it.
+fn site_yaml(r: &Request) -> String {
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
     let mut yaml = format!(
         "probe: {{interval: 5m, timeout: {}}}\nsites:\n  - name: diagnose\n    url: {}\n    origin: {}\n",
@@ -207,7 +225,5 @@ fn site(r: &Request) -> Result<crate::config::Site, DiagnoseError> {
             json(&ca.to_string_lossy())
         ));
     }
-    let mut config = Config::parse(yaml.as_bytes(), "command line")
-        .map_err(|e| DiagnoseError::Input(e.to_string()))?;
-    Ok(config.sites.remove(0))
+    yaml
 }

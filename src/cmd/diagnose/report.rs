@@ -81,6 +81,8 @@ impl Report<'_> {
         }
     }
 
+    /// The report for a terminal: the verdict, the evidence table and the
+    /// next steps, in that order.
     pub fn text(&self, colour: bool) -> String {
         let paint = |code: &str, s: &str| {
             if colour {
@@ -90,13 +92,22 @@ impl Report<'_> {
             }
         };
         let mut out = String::new();
-        let v = self.verdict;
         let _ = writeln!(
             out,
             "{}",
             paint("1", &format!("badgateway diagnose {}", self.site.url))
         );
         let _ = writeln!(out);
+        self.verdict_text(&mut out, &paint);
+        self.evidence_text(&mut out);
+        self.steps_text(&mut out);
+        out
+    }
+
+    /// The VERDICT line, the other findings, and what was left unexplained,
+    /// spoke against a cause, or is worth a note.
+    fn verdict_text(&self, out: &mut String, paint: &dyn Fn(&str, &str) -> String) {
+        let v = self.verdict;
         if v.healthy() {
             let _ = writeln!(out, "VERDICT  {}", paint("1;32", "healthy"));
             let _ = writeln!(
@@ -138,7 +149,11 @@ impl Report<'_> {
         for n in &v.notes {
             let _ = writeln!(out, "  note   {n}");
         }
+    }
 
+    /// The EVIDENCE table (one row per target), each finding's evidence and
+    /// the origin agent's line.
+    fn evidence_text(&self, out: &mut String) {
         let _ = writeln!(out, "\nEVIDENCE");
         let _ = writeln!(
             out,
@@ -162,7 +177,7 @@ impl Report<'_> {
         if !self.icmp_available {
             let _ = writeln!(out, "  (no ICMP: run as root, grant CAP_NET_RAW, or allow unprivileged ping with sysctl net.ipv4.ping_group_range)");
         }
-        for f in &v.findings {
+        for f in &self.verdict.findings {
             for e in &f.evidence {
                 let _ = writeln!(out, "  - {e}");
             }
@@ -176,11 +191,14 @@ impl Report<'_> {
             }
             Err(_) => {}
         }
+    }
 
+    /// NEXT STEPS, numbered across the findings; nothing when there are none.
+    fn steps_text(&self, out: &mut String) {
         let cx = self.context();
         let mut n = 0;
         let mut steps_text = String::new();
-        for f in &v.findings {
+        for f in &self.verdict.findings {
             for s in steps::next_steps(f, &cx) {
                 n += 1;
                 let _ = writeln!(steps_text, "  {n}. {s}");
@@ -190,7 +208,6 @@ impl Report<'_> {
             let _ = writeln!(out, "\nNEXT STEPS");
             out.push_str(&steps_text);
         }
-        out
     }
 
     pub fn json(&self) -> String {

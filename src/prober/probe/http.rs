@@ -99,46 +99,40 @@ pub async fn probe(
             }
         }
     };
-    let duration = started.elapsed();
+    let mut outcome = judge(site, result);
+    outcome.resolved = resolved;
+    outcome.phases = phases;
+    outcome.duration = started.elapsed();
+    outcome.cert_not_after = cert_not_after;
+    outcome
+}
+
+/// What the last hop's answer or failure means for the probe: an expected
+/// status, an unexpected one (and whether the proxy made that answer
+/// itself), or the failure's kind. The caller fills in the timings.
+fn judge(site: &Site, result: Result<Answer, Failure>) -> HttpOutcome {
+    let mut outcome = HttpOutcome::default();
     match result {
-        Ok(answer) if site.status_expected(answer.status) => HttpOutcome {
-            resolved,
-            status: Some(answer.status),
-            phases,
-            duration,
-            error: None,
-            detail: None,
-            proxy_signature: None,
-            cert_not_after,
-        },
+        Ok(answer) if site.status_expected(answer.status) => {
+            outcome.status = Some(answer.status);
+        }
         Ok(answer) => {
             let carried = crate::diagnosis::answer::Carried {
                 status: answer.status,
                 headers: &answer.carried.headers,
                 body: &answer.carried.body,
             };
-            HttpOutcome {
-                resolved,
-                status: Some(answer.status),
-                phases,
-                duration,
-                error: Some(ErrorKind::HttpStatus),
-                detail: Some(format!("unexpected status {}", answer.status)),
-                proxy_signature: crate::diagnosis::answer::proxy_signature(&carried),
-                cert_not_after,
-            }
+            outcome.status = Some(answer.status);
+            outcome.error = Some(ErrorKind::HttpStatus);
+            outcome.detail = Some(format!("unexpected status {}", answer.status));
+            outcome.proxy_signature = crate::diagnosis::answer::proxy_signature(&carried);
         }
-        Err(failure) => HttpOutcome {
-            resolved,
-            status: None,
-            phases,
-            duration,
-            error: Some(failure.kind),
-            detail: Some(failure.detail),
-            proxy_signature: None,
-            cert_not_after,
-        },
+        Err(failure) => {
+            outcome.error = Some(failure.kind);
+            outcome.detail = Some(failure.detail);
+        }
     }
+    outcome
 }
 
 /// The url a probe on `path` requests first: the site's url with the
@@ -419,29 +413,8 @@ impl Hop<'_> {
         };
 
         let started = Instant::now();
-        let mut body = response.into_body();
-        let mut read = 0usize;
-        let outcome = loop {
-            if read >= self.site.body_limit_bytes {
-                break Ok(());
-            }
-            match timeout_at(self.deadline, body.frame()).await {
-                Err(_) => break Err(timed_out()),
-                Ok(None) => break Ok(()),
-                Ok(Some(Err(e))) => break Err(hyper_failure(&e)),
-                Ok(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        read += data.len();
-                        if failing && carried.body.len() < BODY_KEPT {
-                            let room = BODY_KEPT - carried.body.len();
-                            carried
-                                .body
-                                .extend_from_slice(&data[..data.len().min(room)]);
-                        }
-                    }
-                }
-            }
-        };
+        let kept = failing.then_some(&mut carried.body);
+        let outcome = self.read_body(response.into_body(), kept).await;
         add(&mut phases.transfer, started.elapsed());
         driver.abort();
         outcome.map(|()| Answer {
@@ -451,6 +424,40 @@ impl Hop<'_> {
             carried,
             cert_not_after: None,
         })
+    }
+
+    /// Read the body up to the site's limit and within the deadline,
+    /// keeping its first bytes in `kept` when asked (a failing answer's
+    /// page, to tell who made it).
+    async fn read_body(
+        &self,
+        mut body: hyper::body::Incoming,
+        mut kept: Option<&mut Vec<u8>>,
+    ) -> Result<(), Failure> {
+        let mut read = 0usize;
+        while read < self.site.body_limit_bytes {
+            match timeout_at(self.deadline, body.frame()).await {
+                Err(_) => {
+                    return Err(Failure::new(
+                        ErrorKind::Timeout,
+                        "no complete answer within the timeout",
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(hyper_failure(&e)),
+                Ok(Some(Ok(frame))) => {
+                    let Some(data) = frame.data_ref() else {
+                        continue;
+                    };
+                    read += data.len();
+                    if let Some(kept) = kept.as_deref_mut() {
+                        let room = BODY_KEPT.saturating_sub(kept.len());
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn request(&self) -> Result<Request<Empty<Bytes>>, Failure> {

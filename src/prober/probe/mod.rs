@@ -149,7 +149,7 @@ impl Phases {
 }
 
 /// The outcome of one HTTP probe.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct HttpOutcome {
     /// The address actually connected to (after DNS, when the target is a name).
     pub resolved: Option<IpAddr>,
