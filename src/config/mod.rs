@@ -287,6 +287,19 @@ mod tests {
     }
 
     #[test]
+    fn site_host_and_port() {
+        let yaml = "sites: [{name: a, url: 'https://[2001:db8::1]/x', origin: ['2001:db8::2']}]";
+        let config = Config::parse(yaml.as_bytes(), "t.yml").unwrap();
+        let mut site = config.sites[0].clone();
+        assert_eq!(site.host(), "2001:db8::1");
+        assert_eq!(site.port(), 443);
+        site.url = "http://www.example.com:8080/".parse().unwrap();
+        assert_eq!(site.host(), "www.example.com");
+        assert_eq!(site.port(), 8080);
+        assert!(site.status_expected(200) && !site.status_expected(404));
+    }
+
+    #[test]
     fn error_cap() {
         let mut text = String::from("sites:\n");
         for i in 0..150 {
