@@ -1,24 +1,50 @@
 //! The `agent:` section: the role on the origin server.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use super::Validator;
 use crate::config::error::quote;
 use crate::config::position::YamlPath;
-use crate::config::raw::{RawAccessLog, RawAgent};
+use crate::config::raw::{RawAccessLog, RawAgent, RawInterface};
 use crate::config::types::*;
 use crate::config::values;
 
 impl Validator<'_> {
     pub(super) fn agent(&mut self, path: &YamlPath, raw: RawAgent) -> Option<AgentConfig> {
         let before = self.error_count();
-        let mut agent = AgentConfig::default();
+        let mut agent = AgentConfig {
+            sites: self.site_labels(&path.key("sites"), raw.sites.unwrap_or_default()),
+            forwarding_ranges: self.forwarding_ranges(
+                &path.key("forwarding_ranges"),
+                raw.forwarding_ranges.unwrap_or_default(),
+            ),
+            ..AgentConfig::default()
+        };
+        if let Some(ports) = raw.web_ports {
+            agent.web_ports = self.web_ports(&path.key("web_ports"), ports);
+            agent.web_ports_configured = true;
+        }
+        agent.processes = self.processes(&path.key("processes"), raw.processes.unwrap_or_default());
+        agent.interfaces = self.interfaces(
+            &path.key("interfaces"),
+            raw.interfaces.map(|m| m.0).unwrap_or_default(),
+        );
+        if let Some(log) = raw.access_log {
+            agent.access_log = self.access_log(&path.key("access_log"), log);
+        }
+        if let Some(mode) = self.firewall(&path.key("firewall"), raw.firewall.as_deref()) {
+            agent.firewall = mode;
+        }
+        (self.error_count() == before).then_some(agent)
+    }
 
-        let sites_path = path.key("sites");
+    /// `agent.sites`: the labels of the sites this origin serves.
+    fn site_labels(&mut self, path: &YamlPath, list: Vec<String>) -> Vec<String> {
         let mut labels = HashSet::new();
-        for (i, label) in raw.sites.unwrap_or_default().into_iter().enumerate() {
-            let item = sites_path.index(i);
+        let mut out = Vec::new();
+        for (i, label) in list.into_iter().enumerate() {
+            let item = path.index(i);
             if let Err(why) = values::name(&label) {
                 self.error(
                     &item,
@@ -27,66 +53,73 @@ impl Validator<'_> {
             } else if !labels.insert(label.clone()) {
                 self.error(&item, format!("duplicate site label {}", quote(&label)));
             } else {
-                agent.sites.push(label);
+                out.push(label);
             }
         }
+        out
+    }
 
-        let ranges_path = path.key("forwarding_ranges");
-        for (i, text) in raw.forwarding_ranges.unwrap_or_default().iter().enumerate() {
+    fn forwarding_ranges(&mut self, path: &YamlPath, list: Vec<String>) -> Vec<ipnet::IpNet> {
+        let mut out = Vec::new();
+        for (i, text) in list.iter().enumerate() {
             match values::cidr(text) {
-                Ok(net) => agent.forwarding_ranges.push(net),
+                Ok(net) => out.push(net),
                 Err(why) => self.error(
-                    &ranges_path.index(i),
+                    &path.index(i),
                     format!("invalid forwarding range {}: {why}", quote(text)),
                 ),
             }
         }
+        out
+    }
 
-        if let Some(ports) = raw.web_ports {
-            let ports_path = path.key("web_ports");
-            if ports.is_empty() {
-                self.error(
-                    &ports_path,
-                    "must list at least one port (leave the key out for the default [80, 443])",
-                );
-            }
-            agent.web_ports.clear();
-            agent.web_ports_configured = true;
-            for (i, n) in ports.into_iter().enumerate() {
-                match values::port_integer(n) {
-                    Ok(port) if agent.web_ports.contains(&port) => {
-                        self.error(&ports_path.index(i), format!("duplicate port {port}"));
-                    }
-                    Ok(port) => agent.web_ports.push(port),
-                    Err(why) => self.error(&ports_path.index(i), why),
+    /// `agent.web_ports`, when set: replaces the default [80, 443].
+    fn web_ports(&mut self, path: &YamlPath, ports: Vec<i64>) -> Vec<u16> {
+        if ports.is_empty() {
+            self.error(
+                path,
+                "must list at least one port (leave the key out for the default [80, 443])",
+            );
+        }
+        let mut out = Vec::new();
+        for (i, n) in ports.into_iter().enumerate() {
+            match values::port_integer(n) {
+                Ok(port) if out.contains(&port) => {
+                    self.error(&path.index(i), format!("duplicate port {port}"));
                 }
+                Ok(port) => out.push(port),
+                Err(why) => self.error(&path.index(i), why),
             }
         }
+        out
+    }
 
-        let processes_path = path.key("processes");
-        for (i, process) in raw.processes.unwrap_or_default().into_iter().enumerate() {
+    fn processes(&mut self, path: &YamlPath, list: Vec<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, process) in list.into_iter().enumerate() {
             if process.is_empty() || process.contains('/') {
                 self.error(
-                    &processes_path.index(i),
+                    &path.index(i),
                     format!(
                         "invalid process name {}: expected a non-empty command name without '/', e.g. nginx",
                         quote(&process)
                     ),
                 );
             } else {
-                agent.processes.push(process);
+                out.push(process);
             }
         }
+        out
+    }
 
-        let interfaces_path = path.key("interfaces");
-        for (i, (name, raw_iface)) in raw
-            .interfaces
-            .map(|m| m.0)
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            let entry = interfaces_path.entry(i, &name);
+    fn interfaces(
+        &mut self,
+        path: &YamlPath,
+        entries: Vec<(String, RawInterface)>,
+    ) -> BTreeMap<String, InterfaceConfig> {
+        let mut out = BTreeMap::new();
+        for (i, (name, raw)) in entries.into_iter().enumerate() {
+            let entry = path.entry(i, &name);
             if let Err(why) = interface_name(&name) {
                 self.key_error(
                     &entry,
@@ -94,52 +127,59 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            if agent.interfaces.contains_key(&name) {
+            if out.contains_key(&name) {
                 self.key_error(&entry, format!("duplicate interface {}", quote(&name)));
                 continue;
             }
-            let Some(text) = raw_iface.capacity else {
-                self.error(
-                    &entry,
-                    "missing required key `capacity` (the link speed, e.g. 1Gbit)",
-                );
-                continue;
-            };
-            match values::capacity(&text) {
-                Ok(bits) => {
-                    agent.interfaces.insert(
-                        name,
-                        InterfaceConfig {
-                            capacity_bits_per_second: bits,
-                        },
-                    );
-                }
-                Err(why) => self.error(
-                    &entry.key("capacity"),
-                    format!("invalid capacity {}: {why}", quote(&text)),
-                ),
+            if let Some(interface) = self.interface(&entry, raw) {
+                out.insert(name, interface);
             }
         }
+        out
+    }
 
-        if let Some(log) = raw.access_log {
-            agent.access_log = self.access_log(&path.key("access_log"), log);
+    /// One entry of `agent.interfaces`, its name already checked.
+    fn interface(&mut self, entry: &YamlPath, raw: RawInterface) -> Option<InterfaceConfig> {
+        let Some(text) = raw.capacity else {
+            self.error(
+                entry,
+                "missing required key `capacity` (the link speed, e.g. 1Gbit)",
+            );
+            return None;
+        };
+        match values::capacity(&text) {
+            Ok(bits) => Some(InterfaceConfig {
+                capacity_bits_per_second: bits,
+            }),
+            Err(why) => {
+                self.error(
+                    &entry.key("capacity"),
+                    format!("invalid capacity {}: {why}", quote(&text)),
+                );
+                None
+            }
         }
+    }
 
-        match raw.firewall.as_deref() {
-            None | Some("auto") => {}
-            Some("iptables") => agent.firewall = FirewallMode::Iptables,
-            Some("nftables") => agent.firewall = FirewallMode::Nftables,
-            Some("off") => agent.firewall = FirewallMode::Off,
-            Some(other) => self.error(
-                &path.key("firewall"),
-                format!(
-                    "unknown firewall mode {}; expected auto, iptables, nftables or off",
-                    quote(other)
-                ),
-            ),
+    /// `agent.firewall`: None for `auto` (the default) and for a bad mode
+    /// (reported).
+    fn firewall(&mut self, path: &YamlPath, mode: Option<&str>) -> Option<FirewallMode> {
+        match mode {
+            None | Some("auto") => None,
+            Some("iptables") => Some(FirewallMode::Iptables),
+            Some("nftables") => Some(FirewallMode::Nftables),
+            Some("off") => Some(FirewallMode::Off),
+            Some(other) => {
+                self.error(
+                    path,
+                    format!(
+                        "unknown firewall mode {}; expected auto, iptables, nftables or off",
+                        quote(other)
+                    ),
+                );
+                None
+            }
         }
-
-        (self.error_count() == before).then_some(agent)
     }
 
     fn access_log(&mut self, path: &YamlPath, raw: RawAccessLog) -> Option<AccessLogConfig> {

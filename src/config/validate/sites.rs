@@ -25,67 +25,17 @@ impl Validator<'_> {
         let name = self.site_name(path, raw.name, names);
         let url = self.url(path, raw.url);
         let proxy = self.addresses(&path.key("proxy"), raw.proxy.unwrap_or_default());
-        let origin = match raw.origin {
-            Some(list) if !list.is_empty() => self.addresses(&path.key("origin"), list),
-            Some(_) => {
-                self.error(
-                    &path.key("origin"),
-                    "must list at least one origin address, e.g. [203.0.113.5]",
-                );
-                None
-            }
-            None => {
-                self.error(
-                    path,
-                    "missing required key `origin` (the origin server's addresses, e.g. [203.0.113.5])",
-                );
-                None
-            }
-        };
+        let origin = self.origin(path, raw.origin);
         let expect_status = self.expect_status(&path.key("expect_status"), raw.expect_status);
         let source_address = self.source_address(&path.key("source_address"), raw.source_address);
         let origin_source_address = self.source_address(
             &path.key("origin_source_address"),
             raw.origin_source_address,
         );
-        let origin_scheme = match raw.origin_scheme.as_deref() {
-            None => Some(None),
-            Some("http") => Some(Some(Scheme::Http)),
-            Some("https") => Some(Some(Scheme::Https)),
-            Some(other) => {
-                self.error(
-                    &path.key("origin_scheme"),
-                    format!(
-                        "unsupported origin scheme {}; expected http or https",
-                        quote(other)
-                    ),
-                );
-                None
-            }
-        };
-        let origin_port = match raw.origin_port {
-            None => Some(None),
-            Some(n) => match values::port_integer(n) {
-                Ok(port) => Some(Some(port)),
-                Err(why) => {
-                    self.error(&path.key("origin_port"), why);
-                    None
-                }
-            },
-        };
+        let origin_scheme = self.origin_scheme(&path.key("origin_scheme"), raw.origin_scheme);
+        let origin_port = self.origin_port(&path.key("origin_port"), raw.origin_port);
         let (interval, timeout) = self.site_timing(path, raw.interval, raw.timeout, probe);
-        let method = match raw.method.as_deref() {
-            None => Some(HttpMethod::Get),
-            Some(m) if m.eq_ignore_ascii_case("GET") => Some(HttpMethod::Get),
-            Some(m) if m.eq_ignore_ascii_case("HEAD") => Some(HttpMethod::Head),
-            Some(m) => {
-                self.error(
-                    &path.key("method"),
-                    format!("unsupported method {}; expected GET or HEAD", quote(m)),
-                );
-                None
-            }
-        };
+        let method = self.method(&path.key("method"), raw.method);
         let headers = self.headers(&path.key("headers"), raw.headers.map(|h| h.0));
         let tls = self.tls(&path.key("tls"), raw.tls.unwrap_or_default());
         let proxy_requests = match raw.proxy_requests {
@@ -114,6 +64,75 @@ impl Validator<'_> {
             proxy_requests: proxy_requests?,
             body_limit_bytes: probe.defaults.body_limit_bytes,
         })
+    }
+
+    /// `origin`: required, at least one address.
+    fn origin(&mut self, site: &YamlPath, list: Option<Vec<String>>) -> Option<Vec<Address>> {
+        match list {
+            Some(list) if !list.is_empty() => self.addresses(&site.key("origin"), list),
+            Some(_) => {
+                self.error(
+                    &site.key("origin"),
+                    "must list at least one origin address, e.g. [203.0.113.5]",
+                );
+                None
+            }
+            None => {
+                self.error(
+                    site,
+                    "missing required key `origin` (the origin server's addresses, e.g. [203.0.113.5])",
+                );
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` when not set, `None` when invalid (reported).
+    fn origin_scheme(&mut self, path: &YamlPath, text: Option<String>) -> Option<Option<Scheme>> {
+        match text.as_deref() {
+            None => Some(None),
+            Some("http") => Some(Some(Scheme::Http)),
+            Some("https") => Some(Some(Scheme::Https)),
+            Some(other) => {
+                self.error(
+                    path,
+                    format!(
+                        "unsupported origin scheme {}; expected http or https",
+                        quote(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` when not set, `None` when invalid (reported).
+    fn origin_port(&mut self, path: &YamlPath, n: Option<i64>) -> Option<Option<u16>> {
+        let Some(n) = n else {
+            return Some(None);
+        };
+        match values::port_integer(n) {
+            Ok(port) => Some(Some(port)),
+            Err(why) => {
+                self.error(path, why);
+                None
+            }
+        }
+    }
+
+    fn method(&mut self, path: &YamlPath, text: Option<String>) -> Option<HttpMethod> {
+        match text.as_deref() {
+            None => Some(HttpMethod::Get),
+            Some(m) if m.eq_ignore_ascii_case("GET") => Some(HttpMethod::Get),
+            Some(m) if m.eq_ignore_ascii_case("HEAD") => Some(HttpMethod::Head),
+            Some(m) => {
+                self.error(
+                    path,
+                    format!("unsupported method {}; expected GET or HEAD", quote(m)),
+                );
+                None
+            }
+        }
     }
 
     /// An optional local address to bind: `Some(None)` when not set, `None`
