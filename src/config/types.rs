@@ -1,4 +1,6 @@
 //! The validated configuration that the rest of the crate codes against.
+//!
+//! One file of ~500 lines (50 of them tests): the whole shape, read in one place.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2,6 +2,8 @@
 //!
 //! Each returns the reason a value is wrong as a sentence fragment; the
 //! caller adds the YAML path and the quoted value.
+//!
+//! One file of ~500 lines (140 of them tests): small readers of one subject.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;

@@ -1,4 +1,6 @@
 //! The `sites:` list: one probed site each.
+//!
+//! One file of ~440 lines: a site entry's keys, read in the order `site` lists them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
