@@ -4,7 +4,7 @@
 //!
 //! 1. byte checks: size (4 MiB), UTF-8, NUL bytes; then nesting depth and
 //!    alias expansion, which serde_norway does not bound well enough (see
-//!    [`position::precheck`]);
+//!    [`guard::precheck`]);
 //! 2. serde_norway into the raw structs of [`raw`]: syntax and shape
 //!    (unknown keys, a string where a number belongs). It stops at the first
 //!    problem, so at most one error comes from here. Its alias repetition
@@ -16,6 +16,7 @@
 //! See `deploy/example.yml` for a commented example of every key.
 
 mod error;
+mod guard;
 mod position;
 mod raw;
 mod types;
@@ -70,16 +71,16 @@ impl Config {
         // columns on line 1 as an editor shows them.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
 
-        if let Some((pos, refusal)) = position::precheck(text) {
+        if let Some((pos, refusal)) = guard::precheck(text) {
             let message = match refusal {
-                position::Refusal::TooDeep => format!(
+                guard::Refusal::TooDeep => format!(
                     "nested deeper than {} levels of mappings and sequences (the config format needs 4)",
-                    position::MAX_DEPTH
+                    guard::MAX_DEPTH
                 ),
-                position::Refusal::AliasExpansion => format!(
+                guard::Refusal::AliasExpansion => format!(
                     "YAML aliases expand to more than {} values (an \"alias bomb\"); the limit is passed at this alias. \
                      Write the values out or use fewer aliases",
-                    position::MAX_ALIAS_NODES
+                    guard::MAX_ALIAS_NODES
                 ),
             };
             return Err(fail(Some(pos), message));
@@ -163,7 +164,7 @@ fn serde_error(e: &serde_norway::Error, text: &str, file: &str) -> ConfigError {
     match raw_message.as_str() {
         // No position from serde_norway for these; find one ourselves.
         "repetition limit exceeded" => {
-            let located = position::locate_alias_bomb(text);
+            let located = guard::locate_alias_bomb(text);
             let message = match located {
                 Some((_, jumps)) => format!(
                     "YAML aliases expand too much (at least {jumps} alias expansions, an \"alias bomb\"); \
@@ -175,7 +176,7 @@ fn serde_error(e: &serde_norway::Error, text: &str, file: &str) -> ConfigError {
         }
         "deserializing from YAML containing more than one document is not supported" => file_error(
             file,
-            position::second_document_pos(text),
+            guard::second_document_pos(text),
             "a second YAML document starts here (`---`); the config must be a single document"
                 .into(),
         ),
@@ -284,6 +285,19 @@ mod tests {
         let long = "x".repeat(10_000);
         let errs = errors(&format!("probe:\n  icmp:\n    count: {long}\n"));
         assert!(errs[0].len() < 600, "{}", errs[0].len());
+    }
+
+    #[test]
+    fn site_host_and_port() {
+        let yaml = "sites: [{name: a, url: 'https://[2001:db8::1]/x', origin: ['2001:db8::2']}]";
+        let config = Config::parse(yaml.as_bytes(), "t.yml").unwrap();
+        let mut site = config.sites[0].clone();
+        assert_eq!(site.host(), "2001:db8::1");
+        assert_eq!(site.port(), 443);
+        site.url = "http://www.example.com:8080/".parse().unwrap();
+        assert_eq!(site.host(), "www.example.com");
+        assert_eq!(site.port(), 8080);
+        assert!(site.status_expected(200) && !site.status_expected(404));
     }
 
     #[test]
