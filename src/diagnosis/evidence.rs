@@ -1,3 +1,6 @@
+// Why one file: one file: the evidence and its two sources, a round and the
+// exporter's metrics, must change together; ~490 lines of code, the rest
+// tests.
 //! What the verdict judges: one vantage's view of one site over a span,
 //! and what the origin agent says. `diagnose` builds it from one round (and
 //! two scrapes of the agent); the same can be read back from the exporter's

@@ -1,3 +1,4 @@
+// Why one file: tests only, one per cause and look-alike: long by nature.
 //! The verdict over evidence made by hand: each cause from what it changes
 //! on each path, and the look-alikes that must not be taken for it.
 

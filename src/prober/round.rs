@@ -1,3 +1,4 @@
+// Why one file: ~310 lines of code; the rest is its tests.
 //! One probe round of a site: every (path, address) probed at once (HTTP,
 //! ICMP, and TCP handshakes where ICMP cannot measure the path), then what
 //! needs the whole round or the rounds before it: the forwarding failure of

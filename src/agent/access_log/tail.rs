@@ -1,3 +1,4 @@
+// Why one file: ~370 lines of code; the rest is its tests.
 //! A polling tailer: each `poll` reads what was appended, and notices by
 //! stat (device and inode at the path, size of the open file) when the log
 //! was renamed away, truncated, or deleted and created anew. See the module

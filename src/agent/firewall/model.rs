@@ -1,3 +1,4 @@
+// Why one file: ~370 lines of code; the rest is its tests.
 //! The small rule language both backends compile into.
 //!
 //! Everything about the packet we ask about is fixed except its source

@@ -1,3 +1,6 @@
+// Why one file: one file of ~580 lines: every step shares one `Hop` and one
+// deadline, and the error kinds each step maps to must be read side by
+// side.
 //! The HTTP probe. It does each step itself (DNS, TCP connect, TLS, the
 //! HTTP exchange) so that every phase is a real measurement, and so the
 //! site's host can be pinned to one address while Host and SNI stay the
