@@ -55,7 +55,7 @@ const RANGES: [&str; 3] = ["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"];
 
 /// Verdicts for RANGES on ports 80 and 443.
 fn judge(ns: &Netns, mode: FirewallMode) -> Vec<FirewallVerdict> {
-    let e = evaluate(&config(&RANGES, &[80, 443], mode), &os_of(&ns)).expect("evaluate");
+    let e = evaluate(&config(&RANGES, &[80, 443], mode), &os_of(ns)).expect("evaluate");
     e.ranges.iter().map(|r| r.verdict).collect()
 }
 

@@ -6,7 +6,7 @@
 //! its YAML (`yaml`) and Markdown anchors (`markdown`), certificates
 //! (`tls`) and an origin server (`origin`). Everything a test makes is
 //! removed on drop, also when the test fails.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 pub mod http;
 pub mod lab;
@@ -20,7 +20,13 @@ pub mod tls;
 pub mod wait;
 pub mod yaml;
 
+// The tools most tests use, at the top; a crate that uses none of them
+// would otherwise warn.
+#[allow(unused_imports)]
 pub use http::http_get;
+#[allow(unused_imports)]
 pub use lab::{nginx_conf, Lab, ORIGIN_IP, PROXY_IP, VANTAGE_IP};
+#[allow(unused_imports)]
 pub use netns::{enter, link, unique, Netns};
+#[allow(unused_imports)]
 pub use proc::{sh, Proc};
