@@ -3,15 +3,18 @@
 //! are awaited by polling with a bound, never by fixed sleeps; every
 //! reading also checks that no counter went backwards.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use badgateway_exporter::agent::access_log::{AccessLogCollector, POLL_INTERVAL};
 use badgateway_exporter::agent::Collector;
 use badgateway_exporter::config::{AccessLogConfig, LogFormat};
+use common::{paths, wait};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -79,21 +82,15 @@ impl Log {
     /// to see that nothing is counted twice late.
     async fn expect(&mut self, want: &Want) {
         let want = want.snapshot();
-        let deadline = Instant::now() + BOUND;
-        loop {
-            let got = self.read();
-            if got.as_ref() == Ok(&want) {
-                break;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "wanted {}\ngot {}",
-                    show(&want),
-                    got.map_or_else(|e| e, |g| show(&g))
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait::until_async(BOUND, Duration::from_millis(50), || match self.read() {
+            Ok(got) if got == want => Ok(()),
+            got => Err(format!(
+                "wanted {}\ngot {}",
+                show(&want),
+                got.map_or_else(|e| e, |g| show(&g))
+            )),
+        })
+        .await;
         tokio::time::sleep(POLL_INTERVAL * 3).await;
         assert_eq!(
             self.read().map(|g| show(&g)),
@@ -104,14 +101,11 @@ impl Log {
 
     /// Wait until `collect` fails; returns its message.
     async fn expect_error(&mut self) -> String {
-        let deadline = Instant::now() + BOUND;
-        loop {
-            if let Err(e) = self.read() {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "collect kept working");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait::until_async(BOUND, Duration::from_millis(50), || match self.read() {
+            Err(e) => Ok(e),
+            Ok(_) => Err("collect kept working".into()),
+        })
+        .await
     }
 }
 
@@ -229,11 +223,7 @@ async fn fixture_with_ipv6_escapes_and_malformed_lines() {
     let mut log = Log::new();
     log.append("");
     log.start(LogFormat::Combined, FWD);
-    let fixture = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/access_log/combined.log"
-    );
-    log.append(&fs::read_to_string(fixture).expect("fixture"));
+    log.append(&paths::read("tests/fixtures/access_log/combined.log"));
     let want = Want {
         responses: vec![
             ("forwarding", "403", 2),

@@ -14,6 +14,8 @@ use badgateway_exporter::agent::saturation::Saturation;
 use badgateway_exporter::agent::Collector;
 use badgateway_exporter::config::InterfaceConfig;
 use common::metrics::Scrape;
+use common::paths::BIN;
+use common::wait;
 use common::{Lab, Netns, ORIGIN_IP, PROXY_IP, VANTAGE_IP};
 
 /// A copy of the fixture tree that a test may change.
@@ -42,9 +44,7 @@ fn scrape(c: &dyn Collector) -> Scrape {
     let mut families = c.collect().unwrap_or_else(|e| panic!("{e}"));
     // As the agent does: a family with no series is left out.
     families.retain(|f| !f.get_metric().is_empty());
-    let mut out = Vec::new();
-    prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut out).unwrap();
-    Scrape::parse(&String::from_utf8(out).unwrap())
+    Scrape::from_families(&families)
 }
 
 #[test]
@@ -378,7 +378,7 @@ fn a_missing_procfs_is_a_collector_error_naming_the_file() {
 fn hold_connections(from: &Netns, n: usize) -> std::sync::mpsc::Sender<()> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready) = std::sync::mpsc::channel();
-    let path = format!("/var/run/netns/{}", from.name);
+    let path = from.path();
     std::thread::spawn(move || {
         common::enter(&path);
         let conns: Vec<_> = (0..n)
@@ -411,7 +411,7 @@ fn agent_counts_connections_on_a_real_origin() {
     let log = lab.dir.path().join("agent.log");
     let _agent = lab.origin.spawn(
         &[
-            env!("CARGO_BIN_EXE_badgateway-exporter"),
+            BIN,
             "--config",
             &config.to_string_lossy(),
             "--web.listen-address",
@@ -423,23 +423,22 @@ fn agent_counts_connections_on_a_real_origin() {
     lab.origin.wait_listening(listen);
     let _from_proxy = hold_connections(&lab.proxy, 7);
     let _from_vantage = hold_connections(&lab.vantage, 4);
-    let until = Instant::now() + Duration::from_secs(10);
-    let m = loop {
+    // Until the proxy's connections are counted; the assertions below say
+    // what is missing if they never are.
+    let mut m = Scrape::default();
+    wait::poll(Duration::from_secs(10), Duration::from_millis(100), || {
         let text = lab
             .origin
             .http_get(listen, "/metrics")
             .map(|r| r.1)
             .unwrap_or_default();
-        let m = Scrape::parse(&text);
+        m = Scrape::parse(&text);
         let forwarding = m.get(
             "badgateway_connections",
             &[("class", "forwarding"), ("port", "80")],
         );
-        if forwarding == Some(7.0) || Instant::now() > until {
-            break m;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        (forwarding == Some(7.0)).then_some(())
+    });
     assert_eq!(
         m.get(
             "badgateway_connections",

@@ -2,6 +2,8 @@
 //! position and a message naming the problem; good files must give the
 //! exact values.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use badgateway_exporter::config::Path as ProbePath;
 use badgateway_exporter::config::*;
+use common::paths;
 
 /// The start of a valid site, used by the cases that break one key.
 /// Line 2 is `- name`, line 3 `url`, line 4 `origin`; lines 5+ are the
@@ -683,7 +686,7 @@ fn missing_file_is_an_error() {
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config")
+    paths::root().join("tests/fixtures/config")
 }
 
 fn addr(text: &str) -> Address {
@@ -874,7 +877,7 @@ fn full_example_values() {
 
 #[test]
 fn deploy_example_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/example.yml");
+    let path = paths::root().join("deploy/example.yml");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         config.probe,

@@ -6,6 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::origin::OriginServer;
+use common::paths::BIN;
+use common::wait;
 use common::{Lab, ORIGIN_IP, PROXY_IP};
 use serde_json::Value;
 
@@ -26,13 +28,7 @@ fn lab(with_origin: bool) -> (Lab, Option<OriginServer>) {
 /// Run diagnose on the vantage host; (exit code, stdout, stderr).
 fn diagnose(lab: &Lab, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec![
-        env!("CARGO_BIN_EXE_badgateway-exporter"),
-        "diagnose",
-        URL,
-        "--origin",
-        ORIGIN_IP,
-        "--proxy",
-        PROXY_IP,
+        BIN, "diagnose", URL, "--origin", ORIGIN_IP, "--proxy", PROXY_IP,
     ];
     // Defaults for the tests, unless the test sets its own.
     for (flag, value) in [("--timeout", "3s"), ("--count", "5")] {
@@ -157,7 +153,7 @@ fn packet_loss_on_the_path() {
 
 #[test]
 fn bad_input_is_a_usage_error() {
-    let bin = env!("CARGO_BIN_EXE_badgateway-exporter");
+    let bin = BIN;
     for (args, needle) in [
         (
             vec!["diagnose", "not a url", "--origin", "203.0.113.5"],
@@ -237,7 +233,7 @@ fn agent_evidence_names_the_firewall_and_fills_the_range() {
     .unwrap();
     let _agent = lab.origin.spawn(
         &[
-            env!("CARGO_BIN_EXE_badgateway-exporter"),
+            BIN,
             "--config",
             &config.to_string_lossy(),
             "--web.listen-address",
@@ -249,21 +245,17 @@ fn agent_evidence_names_the_firewall_and_fills_the_range() {
     lab.origin
         .wait_listening(format!("{ORIGIN_IP}:9502").parse().unwrap());
     // The firewall is evaluated in the background: wait for its verdict.
-    let until = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    wait::until(Duration::from_secs(15), Duration::from_millis(200), || {
         let (_, body) = lab
             .vantage
             .http_get(format!("{ORIGIN_IP}:9502").parse().unwrap(), "/metrics")
             .unwrap_or_default();
         if body.contains("badgateway_firewall_verdict{") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("no firewall verdict:\n{body}"))
         }
-        assert!(
-            std::time::Instant::now() < until,
-            "no firewall verdict:\n{body}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     let (code, v) = json(&lab, &["--agent", &agent_url]);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["cause"], "forwarding_ip_blocked");
@@ -406,7 +398,7 @@ fn https_edge_with_a_plain_http_origin() {
         .wait_listening(format!("{PROXY_IP}:443").parse().unwrap());
     let ca = ca.to_string_lossy().into_owned();
     let out = lab.vantage.output(&[
-        env!("CARGO_BIN_EXE_badgateway-exporter"),
+        BIN,
         "diagnose",
         "https://www.example.com/healthz",
         "--origin",

@@ -2,93 +2,44 @@
 //! with the real `iptables` / `nft` into a network namespace of its own and
 //! reads it back through `ip netns exec NS iptables-save` etc. Needs root.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use badgateway_exporter::agent::firewall::{
     evaluate, Evaluation, FirewallCollector, FirewallVerdict,
 };
 use badgateway_exporter::agent::{Collector, Os};
 use badgateway_exporter::config::{AgentConfig, FirewallMode};
+use common::metrics;
+use common::netns::{link, Netns};
+use common::wait;
 use FirewallVerdict::*;
 
-/// A network namespace, deleted on drop (also when the test fails) with
-/// the rules in it.
-struct Ns(String);
-
-impl Ns {
-    fn new() -> Ns {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "bgwfw{}x{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        run(&["ip", "netns", "add", &name], None);
-        Ns(name)
-    }
-
-    /// Runs a shell script inside the namespace; panics when it fails.
-    fn sh(&self, script: &str) {
-        run(&["ip", "netns", "exec", &self.0, "sh", "-ec", script], None);
-    }
-
-    /// Loads an nft script (`nft -f -`).
-    fn nft(&self, script: &str) {
-        run(
-            &["ip", "netns", "exec", &self.0, "nft", "-f", "-"],
-            Some(script),
-        );
-    }
-
-    fn os(&self) -> Os {
-        let cmd = |words: &[&str]| {
-            let mut v: Vec<String> = ["ip", "netns", "exec", &self.0]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            v.extend(words.iter().map(|s| s.to_string()));
-            v
-        };
-        Os {
-            iptables_save: cmd(&["iptables-save"]),
-            ip6tables_save: cmd(&["ip6tables-save"]),
-            nft_list: cmd(&["nft", "-j", "list", "ruleset"]),
-            ..Os::default()
-        }
-    }
+/// A namespace of its own for each rule set (deleted on drop, also when
+/// the test fails, with the rules in it).
+fn ns() -> Netns {
+    Netns::new("fw")
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// Runs a shell script inside the namespace; panics when it fails.
+fn shell(ns: &Netns, script: &str) {
+    ns.exec(&["sh", "-ec", script]);
 }
 
-fn run(args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write stdin");
+/// Loads an nft script (`nft -f -`).
+fn load_nft(ns: &Netns, script: &str) {
+    ns.exec_with_input(&["nft", "-f", "-"], script);
+}
+
+/// The rule listings of the namespace, as the collector reads them.
+fn os_of(ns: &Netns) -> Os {
+    Os {
+        iptables_save: ns.words(&["iptables-save"]),
+        ip6tables_save: ns.words(&["ip6tables-save"]),
+        nft_list: ns.words(&["nft", "-j", "list", "ruleset"]),
+        ..Os::default()
     }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn config(ranges: &[&str], ports: &[u16], mode: FirewallMode) -> AgentConfig {
@@ -103,20 +54,20 @@ fn config(ranges: &[&str], ports: &[u16], mode: FirewallMode) -> AgentConfig {
 const RANGES: [&str; 3] = ["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"];
 
 /// Verdicts for RANGES on ports 80 and 443.
-fn judge(ns: &Ns, mode: FirewallMode) -> Vec<FirewallVerdict> {
-    let e = evaluate(&config(&RANGES, &[80, 443], mode), &ns.os()).expect("evaluate");
+fn judge(ns: &Netns, mode: FirewallMode) -> Vec<FirewallVerdict> {
+    let e = evaluate(&config(&RANGES, &[80, 443], mode), &os_of(ns)).expect("evaluate");
     e.ranges.iter().map(|r| r.verdict).collect()
 }
 
 fn iptables(script: &str) -> Vec<FirewallVerdict> {
-    let ns = Ns::new();
-    ns.sh(script);
+    let ns = ns();
+    shell(&ns, script);
     judge(&ns, FirewallMode::Iptables)
 }
 
 fn nft(script: &str) -> Vec<FirewallVerdict> {
-    let ns = Ns::new();
-    ns.nft(script);
+    let ns = ns();
+    load_nft(&ns, script);
     judge(&ns, FirewallMode::Nftables)
 }
 
@@ -209,9 +160,12 @@ fn undecidable_matches_are_unknown() {
 
 #[test]
 fn empty_ruleset_allows() {
-    let ns = Ns::new();
-    let e: Evaluation =
-        evaluate(&config(&RANGES, &[80, 443], FirewallMode::Auto), &ns.os()).expect("evaluate");
+    let ns = ns();
+    let e: Evaluation = evaluate(
+        &config(&RANGES, &[80, 443], FirewallMode::Auto),
+        &os_of(&ns),
+    )
+    .expect("evaluate");
     let verdicts: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts, [Allowed; 3]);
     assert!(e.rules.iter().all(|(_, n)| *n == 0), "{:?}", e.rules);
@@ -228,14 +182,17 @@ fn established_only_accept_then_drop() {
 
 #[test]
 fn ipv6_ban_inside_the_range() {
-    let ns = Ns::new();
-    ns.sh("ip6tables -A INPUT -s 2001:db8:0:1::/64 -p tcp -j DROP");
+    let ns = ns();
+    shell(
+        &ns,
+        "ip6tables -A INPUT -s 2001:db8:0:1::/64 -p tcp -j DROP",
+    );
     let cfg = config(
         &["2001:db8::/32", "2001:db8:1::/48"],
         &[443],
         FirewallMode::Iptables,
     );
-    let e = evaluate(&cfg, &ns.os()).expect("evaluate");
+    let e = evaluate(&cfg, &os_of(&ns)).expect("evaluate");
     let verdicts: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts, [Blocked, Allowed]);
 }
@@ -258,14 +215,14 @@ fn nft_named_set_containing_the_range() {
 
 #[test]
 fn nft_port_range() {
-    let ns = Ns::new();
-    ns.nft(
+    let ns = ns();
+    load_nft(&ns,
         "table ip t {
            chain input { type filter hook input priority 0; tcp dport 400-500 ip saddr 192.0.2.0/24 drop; }
          }",
     );
     let only_80 =
-        evaluate(&config(&RANGES, &[80], FirewallMode::Nftables), &ns.os()).expect("evaluate");
+        evaluate(&config(&RANGES, &[80], FirewallMode::Nftables), &os_of(&ns)).expect("evaluate");
     assert!(only_80.ranges.iter().all(|r| r.verdict == Allowed));
     assert_eq!(
         judge(&ns, FirewallMode::Nftables),
@@ -291,16 +248,21 @@ fn nft_limit_and_later_base_chain() {
 
 #[test]
 fn auto_combines_iptables_and_native_nft() {
-    let ns = Ns::new();
-    ns.sh("iptables -A INPUT -s 198.51.100.0/24 -p tcp -m multiport --dports 80,443 -m limit --limit 50/s -j ACCEPT
+    let ns = ns();
+    shell(&ns, "iptables -A INPUT -s 198.51.100.0/24 -p tcp -m multiport --dports 80,443 -m limit --limit 50/s -j ACCEPT
            iptables -A INPUT -s 198.51.100.0/24 -j DROP");
-    ns.nft(
+    load_nft(
+        &ns,
         "table inet crowdsec {
               set bans { type ipv4_addr; elements = { 203.0.113.9 } }
               chain input { type filter hook input priority -10; ip saddr @bans drop; }
             }",
     );
-    let e = evaluate(&config(&RANGES, &[80, 443], FirewallMode::Auto), &ns.os()).expect("evaluate");
+    let e = evaluate(
+        &config(&RANGES, &[80, 443], FirewallMode::Auto),
+        &os_of(&ns),
+    )
+    .expect("evaluate");
     let verdicts: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
     assert_eq!(verdicts, [RateLimited, Blocked, Allowed]);
     assert_eq!(e.rules, [("iptables", 2), ("nftables", 1)]);
@@ -314,14 +276,10 @@ fn auto_combines_iptables_and_native_nft() {
 
 #[test]
 fn errors_name_the_command_and_the_capability() {
-    let ns = Ns::new();
-    let mut os = ns.os();
+    let ns = ns();
+    let mut os = os_of(&ns);
     // The same command without the capabilities, as a non-root user.
-    os.iptables_save = [
-        "ip",
-        "netns",
-        "exec",
-        &ns.0,
+    os.iptables_save = ns.words(&[
         "setpriv",
         "--reuid=65534",
         "--regid=65534",
@@ -329,10 +287,7 @@ fn errors_name_the_command_and_the_capability() {
         "--inh-caps=-all",
         "--bounding-set=-all",
         "iptables-save",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let err = evaluate(&config(&RANGES, &[80], FirewallMode::Iptables), &os)
         .unwrap_err()
         .to_string();
@@ -350,7 +305,7 @@ fn errors_name_the_command_and_the_capability() {
     );
     // In auto, a missing tool is a missing backend; iptables-save of the
     // namespace still answers.
-    let mut os = ns.os();
+    let mut os = os_of(&ns);
     os.nft_list = vec!["/nonexistent/nft".into()];
     let e = evaluate(&config(&RANGES, &[80], FirewallMode::Auto), &os).expect("auto without nft");
     assert_eq!(e.rules, [("iptables", 0)]);
@@ -359,52 +314,37 @@ fn errors_name_the_command_and_the_capability() {
 /// Renders the collector's families as `name{labels} value` lines.
 fn lines(c: &FirewallCollector) -> Result<Vec<String>, String> {
     let families = c.collect().map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for f in families {
-        for m in f.get_metric() {
-            let labels: Vec<String> = m
-                .get_label()
-                .iter()
-                .map(|l| format!("{}=\"{}\"", l.name(), l.value()))
-                .collect();
-            out.push(format!(
-                "{}{{{}}} {}",
-                f.name(),
-                labels.join(","),
-                m.get_gauge().get_value()
-            ));
-        }
-    }
-    Ok(out)
+    Ok(metrics::series(&families)
+        .into_iter()
+        .map(|(series, value)| format!("{series} {value}"))
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_reports_through_collect() {
-    let ns = Ns::new();
-    ns.sh("iptables -A INPUT -s 198.51.100.0/24 -p tcp --dport 443 -j DROP");
+    let ns = ns();
+    shell(
+        &ns,
+        "iptables -A INPUT -s 198.51.100.0/24 -p tcp --dport 443 -j DROP",
+    );
     let cfg = config(
         &["198.51.100.0/24", "203.0.113.0/24"],
         &[80, 443],
         FirewallMode::Auto,
     );
-    let c = FirewallCollector::start(&cfg, &ns.os());
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = FirewallCollector::start(&cfg, &os_of(&ns));
     // Until the first evaluation ends, only the range count is there.
-    let got = loop {
-        match lines(&c) {
-            Ok(l)
-                if l.iter()
-                    .any(|x| x.starts_with("badgateway_firewall_verdict")) =>
-            {
-                break l
-            }
-            Ok(l) if Instant::now() < deadline => {
-                assert!(l.iter().all(|x| !x.contains("verdict")), "{l:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            other => panic!("no evaluation in time: {other:?}"),
+    let got = wait::until_async(Duration::from_secs(20), Duration::from_millis(20), || {
+        let l = lines(&c).unwrap_or_else(|e| panic!("collect: {e}"));
+        if l.iter()
+            .any(|x| x.starts_with("badgateway_firewall_verdict"))
+        {
+            return Ok(l);
         }
-    };
+        assert!(l.iter().all(|x| !x.contains("verdict")), "{l:?}");
+        Err(format!("no evaluation yet: {l:?}"))
+    })
+    .await;
     for want in [
         "badgateway_firewall_verdict{range=\"198.51.100.0/24\",verdict=\"blocked\"} 1",
         "badgateway_firewall_verdict{range=\"203.0.113.0/24\",verdict=\"allowed\"} 1",
@@ -429,13 +369,13 @@ async fn collector_reports_through_collect() {
         .any(|l| l.starts_with("badgateway_firewall_evaluation_timestamp_seconds{} ")));
 
     // Without forwarding ranges: a zero count and nothing else, no error.
-    let none = FirewallCollector::start(&config(&[], &[80], FirewallMode::Auto), &ns.os());
+    let none = FirewallCollector::start(&config(&[], &[80], FirewallMode::Auto), &os_of(&ns));
     assert_eq!(
         lines(&none).unwrap(),
         ["badgateway_firewall_forwarding_ranges{} 0"]
     );
     // Off: nothing at all.
-    let off = FirewallCollector::start(&config(&RANGES, &[80], FirewallMode::Off), &ns.os());
+    let off = FirewallCollector::start(&config(&RANGES, &[80], FirewallMode::Off), &os_of(&ns));
     assert_eq!(lines(&off).unwrap(), Vec::<String>::new());
 }
 
@@ -446,37 +386,26 @@ async fn collector_reports_errors() {
         ..Os::default()
     };
     let c = FirewallCollector::start(&config(&RANGES, &[80], FirewallMode::Iptables), &os);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        // Ok while the first evaluation is under way; then the error.
-        if let Err(e) = lines(&c) {
-            assert!(
-                e.contains("/nonexistent/iptables-save") && e.contains("not found"),
-                "{e}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no evaluation in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Runs `f` on a thread inside namespace `ns`: sockets it makes live there.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("thread in namespace")
+    // Ok while the first evaluation is under way; then the error.
+    let e = wait::until_async(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || match lines(&c) {
+            Err(e) => Ok(e),
+            Ok(l) => Err(format!("no error yet: {l:?}")),
+        },
+    )
+    .await;
+    assert!(
+        e.contains("/nonexistent/iptables-save") && e.contains("not found"),
+        "{e}"
+    );
 }
 
 /// Whether the kernel lets a connection from `src` reach 192.0.2.1:80.
-fn kernel_allows(client: &Ns, src: &str) -> bool {
+fn kernel_allows(client: &Netns, src: &str) -> bool {
     let src: std::net::IpAddr = src.parse().expect("address");
-    in_ns(&client.0, move || {
+    client.run(move || {
         use socket2::{Domain, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
         s.bind(&std::net::SocketAddr::new(src, 0).into())
@@ -491,55 +420,21 @@ fn kernel_allows(client: &Ns, src: &str) -> bool {
 /// forwarding addresses connects to a listener behind the rules.
 #[test]
 fn kernel_agrees() {
-    let (origin, client) = (Ns::new(), Ns::new());
-    let (o, c) = (origin.0.as_str(), client.0.as_str());
-    for cmd in [
-        vec![
-            "ip", "-n", o, "link", "add", "vo", "type", "veth", "peer", "name", "vc", "netns", c,
-        ],
-        vec!["ip", "-n", o, "addr", "add", "192.0.2.1/24", "dev", "vo"],
-        vec!["ip", "-n", o, "link", "set", "vo", "up"],
-        vec!["ip", "-n", o, "link", "set", "lo", "up"],
-        vec![
-            "ip",
-            "-n",
-            o,
-            "route",
-            "add",
-            "198.51.100.0/24",
-            "dev",
-            "vo",
-        ],
-        vec!["ip", "-n", o, "route", "add", "203.0.113.0/24", "dev", "vo"],
-        vec!["ip", "-n", c, "addr", "add", "192.0.2.2/24", "dev", "vc"],
-        vec!["ip", "-n", c, "link", "set", "vc", "up"],
-    ] {
-        run(&cmd, None);
+    let (origin, client) = (ns(), ns());
+    link(&origin, "vo", "192.0.2.1/24", &client, "vc", "192.0.2.2/24");
+    for net in ["198.51.100.0/24", "203.0.113.0/24"] {
+        origin.exec(&["ip", "route", "add", net, "dev", "vo"]);
     }
     let sources = ["198.51.100.7", "198.51.100.8", "203.0.113.5"];
     for s in sources {
-        run(
-            &[
-                "ip",
-                "-n",
-                c,
-                "addr",
-                "add",
-                &format!("{s}/32"),
-                "dev",
-                "vc",
-            ],
-            None,
-        );
+        client.exec(&["ip", "addr", "add", &format!("{s}/32"), "dev", "vc"]);
     }
     // The kernel completes handshakes into the backlog without accept().
-    let _listener = in_ns(o, || {
-        std::net::TcpListener::bind("192.0.2.1:80").expect("listen")
-    });
+    let _listener = origin.run(|| std::net::TcpListener::bind("192.0.2.1:80").expect("listen"));
     let ranges: Vec<String> = sources.iter().map(|s| format!("{s}/32")).collect();
     let ranges: Vec<&str> = ranges.iter().map(String::as_str).collect();
     let check = |mode: FirewallMode, want: [FirewallVerdict; 3]| {
-        let e = evaluate(&config(&ranges, &[80], mode), &origin.os()).expect("evaluate");
+        let e = evaluate(&config(&ranges, &[80], mode), &os_of(&origin)).expect("evaluate");
         let got: Vec<FirewallVerdict> = e.ranges.iter().map(|r| r.verdict).collect();
         assert_eq!(got, want, "{mode}");
         for (src, verdict) in sources.iter().zip(want) {
@@ -550,13 +445,17 @@ fn kernel_agrees() {
             );
         }
     };
-    origin.sh("iptables -P INPUT DROP
+    shell(
+        &origin,
+        "iptables -P INPUT DROP
          iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
          iptables -A INPUT -s 198.51.100.8 -j REJECT
-         iptables -A INPUT -s 198.51.100.0/24 -p tcp -m multiport --dports 80,443 -j ACCEPT");
+         iptables -A INPUT -s 198.51.100.0/24 -p tcp -m multiport --dports 80,443 -j ACCEPT",
+    );
     check(FirewallMode::Iptables, [Allowed, Blocked, Blocked]);
-    origin.sh("iptables -P INPUT ACCEPT; iptables -F INPUT");
-    origin.nft(
+    shell(&origin, "iptables -P INPUT ACCEPT; iptables -F INPUT");
+    load_nft(
+        &origin,
         "table inet f {
            set bans { type ipv4_addr; elements = { 198.51.100.7 } }
            chain input { type filter hook input priority 0; policy accept;

@@ -7,13 +7,18 @@
 //! (Debian packages `prometheus` and `prometheus-alertmanager`); a missing
 //! tool fails the test rather than skipping it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::markdown::runbook_anchors;
+use common::paths::root;
+use common::yaml::string_map;
+use common::{http, wait, Proc};
 use serde_norway::Value;
 
 /// Every cause and the reasons that explain it. Each pair must have at
@@ -42,10 +47,6 @@ fn expected_receiver(cause: &str, severity: &str) -> String {
     }
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `dir`'s files ending in `.yml` or `.yaml`, sorted, relative to the crate.
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
@@ -70,9 +71,7 @@ fn rule_test_files() -> Vec<PathBuf> {
 }
 
 fn load(path: &Path) -> Value {
-    let text =
-        std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+    common::yaml::load(path.to_str().expect("UTF-8 path"))
 }
 
 /// Runs a tool from the crate root; a tool that is not installed fails.
@@ -110,22 +109,6 @@ struct Alert {
     for_: Option<String>,
     expr: String,
     file: PathBuf,
-}
-
-fn string_map(v: &Value) -> BTreeMap<String, String> {
-    v.as_mapping()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) => s.clone(),
-                        other => serde_norway::to_string(other).unwrap().trim().to_owned(),
-                    };
-                    (k.as_str().unwrap().to_owned(), v)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn alerts() -> Vec<Alert> {
@@ -196,17 +179,6 @@ fn seconds(d: &str) -> u64 {
     }
     assert!(number.is_empty(), "bad duration {d:?}");
     total
-}
-
-/// `## heading` lines of the runbook, as GitHub makes their anchors for
-/// the plain names used here: the heading itself, lower-cased.
-fn runbook_anchors() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(root().join("docs/runbook.md"))
-        .expect("docs/runbook.md must exist");
-    text.lines()
-        .filter_map(|l| l.strip_prefix("## "))
-        .map(|h| h.trim().to_lowercase())
-        .collect()
 }
 
 /// Every recording rule: (name, expression).
@@ -507,18 +479,11 @@ fn routes_by_cause_and_severity() {
 // offline, so one is started on the configuration, sent alerts, and asked
 // which of them it suppresses.
 
-/// An Alertmanager process, killed on drop.
+/// An Alertmanager process, stopped on drop.
 struct Alertmanager {
-    child: Child,
+    _process: Proc,
     addr: SocketAddr,
     _storage: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Alertmanager {
@@ -540,62 +505,42 @@ impl Alertmanager {
                     .is_ok()
             })
             .expect("alertmanager is not installed: tests/run.sh installs it (Debian package prometheus-alertmanager)");
-        let child = Command::new(binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", storage.path().display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let am = Alertmanager {
-            child,
+        let process = Proc::spawn(
+            Command::new(binary)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.path={}", storage.path().display()))
+                .arg(format!("--web.listen-address={addr}"))
+                .arg("--cluster.listen-address=")
+                .arg("--log.level=warn"),
+            &storage.path().join("alertmanager.log"),
+        );
+        wait::until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || match call(addr, "GET", "/-/ready", None) {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!(
+                    "alertmanager did not become ready on {addr}: {other:?}\n{}",
+                    process.log_text()
+                )),
+            },
+        );
+        Alertmanager {
+            _process: process,
             addr,
             _storage: storage,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok((200, _)) = http(am.addr, "GET", "/-/ready", None) {
-                return am;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "alertmanager did not become ready on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-/// One HTTP/1.0 exchange (so the answer is neither chunked nor kept alive).
-fn http(
+/// One exchange with Alertmanager's API: (status, body).
+fn call(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    s.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    http::request(addr, method, path, &[], body).map(|r| (r.status, r.body))
 }
 
 fn alert_json(labels: &[(&str, &str)]) -> String {
@@ -839,7 +784,7 @@ fn inhibit_rules_silence_follow_on_alerts() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let (status, answer) = http(am.addr, "POST", "/api/v2/alerts", Some(&body)).unwrap();
+    let (status, answer) = call(am.addr, "POST", "/api/v2/alerts", Some(&body)).unwrap();
     assert_eq!(status, 200, "posting alerts: {answer}");
 
     // Alertmanager computes inhibition when asked; wait until it lists all.
@@ -850,33 +795,32 @@ fn inhibit_rules_silence_follow_on_alerts() {
             serde_norway::to_string(labels).unwrap()
         )
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let states: BTreeMap<String, String> = loop {
-        let (status, answer) = http(am.addr, "GET", "/api/v2/alerts", None).unwrap();
-        assert_eq!(status, 200, "{answer}");
-        let listed: Value = serde_norway::from_str(&answer).unwrap();
-        let states: BTreeMap<String, String> = listed
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|a| {
-                (
-                    key(&string_map(&a["labels"])),
-                    a["status"]["state"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .collect();
-        if states.len() == cases.len() {
-            break states;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "alertmanager lists {} of {} alerts",
-            states.len(),
-            cases.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let states: BTreeMap<String, String> =
+        wait::until(Duration::from_secs(20), Duration::from_millis(200), || {
+            let (status, answer) = call(am.addr, "GET", "/api/v2/alerts", None).unwrap();
+            assert_eq!(status, 200, "{answer}");
+            let listed: Value = serde_norway::from_str(&answer).unwrap();
+            let states: BTreeMap<String, String> = listed
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    (
+                        key(&string_map(&a["labels"])),
+                        a["status"]["state"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            if states.len() == cases.len() {
+                Ok(states)
+            } else {
+                Err(format!(
+                    "alertmanager lists {} of {} alerts",
+                    states.len(),
+                    cases.len()
+                ))
+            }
+        });
     let mut errors = Vec::new();
     for (labels, suppressed) in cases {
         let map: BTreeMap<String, String> = labels

@@ -3,15 +3,16 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use badgateway_exporter::server::{self, Settings};
 use common::metrics::Scrape;
 use common::origin::OriginServer;
+use common::paths::BIN;
+use common::{http, proc, wait};
 
 /// The exporter running in this process on its own runtime thread.
 struct Running {
@@ -55,25 +56,19 @@ impl Running {
     }
 
     fn post(&self, path: &str) -> (u16, String) {
-        use std::io::Read;
-        let mut s = std::net::TcpStream::connect(self.addr).unwrap();
-        write!(s, "POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (status, raw.split_once("\r\n\r\n").unwrap().1.to_owned())
+        let reply = http::request(self.addr, "POST", path, &[], Some("")).unwrap();
+        (reply.status, reply.body)
     }
 
     fn scrape_until(&self, ready: impl Fn(&Scrape) -> bool) -> Scrape {
-        let until = Instant::now() + Duration::from_secs(15);
-        loop {
+        wait::until(Duration::from_secs(15), Duration::from_millis(100), || {
             let s = Scrape::parse(&self.get("/metrics").1);
             if ready(&s) {
-                return s;
+                Ok(s)
+            } else {
+                Err(format!("not ready:\n{}", s.text))
             }
-            assert!(Instant::now() < until, "not ready:\n{}", s.text);
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 }
 
@@ -104,14 +99,9 @@ fn serves_landing_health_and_metrics_without_config() {
     assert_eq!(r.get("/-/healthy").0, 200);
     assert_eq!(r.get("/-/ready").0, 200);
     assert_eq!(r.get("/nope").0, 404);
-    let raw = {
-        use std::io::Read;
-        let mut s = std::net::TcpStream::connect(r.addr).unwrap();
-        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        raw
-    };
+    let raw = http::request(r.addr, "GET", "/metrics", &[], None)
+        .unwrap()
+        .head;
     assert!(
         raw.to_ascii_lowercase()
             .contains("content-type: text/plain; version=0.0.4"),
@@ -145,25 +135,14 @@ fn live_metrics_pass_promtool() {
             && s.get("badgateway_icmp_packet_loss_ratio", &[("path", "origin")])
                 .is_some()
     });
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (Debian package prometheus)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(s.text.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
+    let out = proc::output_with(
+        Command::new("promtool").args(["check", "metrics"]),
+        Some(&s.text),
+    );
     assert!(
         out.status.success(),
-        "promtool check metrics:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+        "promtool check metrics:\n{}\n{}",
+        proc::both(&out),
         s.text
     );
 }
@@ -238,46 +217,37 @@ fn binary_reloads_on_sighup_and_stops_on_sigterm() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
-        .args([
+    let mut exporter = common::Proc::spawn(
+        Command::new(BIN).args([
             "--config",
             &file.to_string_lossy(),
             "--web.listen-address",
             &addr.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        ]),
+        &dir.path().join("exporter.log"),
+    );
+    let pid = nix::unistd::Pid::from_raw(exporter.child.id() as i32);
     let wait_for = |site: &str| {
-        let until = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok((_, body)) = common::http_get(addr, "/metrics") {
-                if Scrape::parse(&body)
-                    .get("badgateway_forwarding_ip_blocked", &[("site", site)])
-                    .is_some()
-                {
-                    return;
-                }
-            }
-            assert!(Instant::now() < until, "site {site} never probed");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait::until(Duration::from_secs(15), Duration::from_millis(100), || {
+            let (_, body) = common::http_get(addr, "/metrics").unwrap_or_default();
+            Scrape::parse(&body)
+                .get("badgateway_forwarding_ip_blocked", &[("site", site)])
+                .map(drop)
+                .ok_or(format!("site {site} never probed"))
+        })
     };
     wait_for("one");
     std::fs::write(&file, site_config(origin.addr.port(), "two")).unwrap();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
     wait_for("two");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < until, "did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait::until(Duration::from_secs(10), Duration::from_millis(50), || {
+        exporter
+            .child
+            .try_wait()
+            .unwrap()
+            .ok_or("did not stop on SIGTERM".to_owned())
+    });
     assert!(status.success(), "{status}");
 }
 
@@ -286,7 +256,7 @@ fn first_load_failure_is_a_clear_error_and_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.yml");
     std::fs::write(&file, "probe:\n  intervall: 15s\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+    let out = Command::new(BIN)
         .args([
             "--config",
             &file.to_string_lossy(),
@@ -302,7 +272,7 @@ fn first_load_failure_is_a_clear_error_and_nonzero_exit() {
         "{err}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+    let out = Command::new(BIN)
         .args(["--web.listen-address", "nonsense"])
         .output()
         .unwrap();
@@ -315,7 +285,7 @@ fn check_config_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yml");
     std::fs::write(&good, site_config(8080, "shop")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+    let out = Command::new(BIN)
         .args(["check-config", &good.to_string_lossy()])
         .output()
         .unwrap();
@@ -331,7 +301,7 @@ fn check_config_exit_codes() {
         "sites:\n  - name: a\n    url: ftp://x/\n    origin: [1.2.3.999]\n  - name: a\n    url: http://y/\n    origin: [203.0.113.5:0]\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+    let out = Command::new(BIN)
         .args(["check-config", &bad.to_string_lossy()])
         .output()
         .unwrap();
@@ -343,7 +313,7 @@ fn check_config_exit_codes() {
         assert!(err.contains(place), "missing {place} in:\n{err}");
     }
 
-    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+    let out = Command::new(BIN)
         .args(["check-config", "/nonexistent/file.yml"])
         .output()
         .unwrap();
@@ -363,51 +333,34 @@ fn web_config_file_basic_auth() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut child = common::Proc {
-        child: Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
-            .args([
-                "--web.config.file",
-                &web.to_string_lossy(),
-                "--web.listen-address",
-                &addr.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        log: dir.path().join("none"),
-    };
-    let until = Instant::now() + Duration::from_secs(10);
-    let (status, _) = loop {
-        match common::http_get(addr, "/metrics") {
-            Ok(r) => break r,
-            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("{e}"),
-        }
-    };
-    assert_eq!(status, 401);
-    let authorized = {
-        use std::io::Read;
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        // prometheus:s3cret
-        write!(
-            s,
-            "GET /metrics HTTP/1.0\r\nAuthorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        raw
-    };
-    assert!(
-        authorized.starts_with("HTTP/1.0 200") || authorized.starts_with("HTTP/1.1 200"),
-        "{authorized}"
+    let mut child = common::Proc::spawn(
+        Command::new(BIN).args([
+            "--web.config.file",
+            &web.to_string_lossy(),
+            "--web.listen-address",
+            &addr.to_string(),
+        ]),
+        &dir.path().join("exporter.log"),
     );
-    assert!(authorized.contains("badgateway_build_info"));
+    let (status, _) = wait::until(Duration::from_secs(10), Duration::from_millis(50), || {
+        common::http_get(addr, "/metrics").map_err(|e| e.to_string())
+    });
+    assert_eq!(status, 401);
+    // prometheus:s3cret
+    let authorized = http::request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Basic cHJvbWV0aGV1czpzM2NyZXQ=")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(authorized.status, 200, "{authorized:?}");
+    assert!(authorized.body.contains("badgateway_build_info"));
     child.stop();
 
     std::fs::write(&web, "basic_auth_users:\n  prometheus: not-a-hash\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_badgateway-exporter"))
+    let out = Command::new(BIN)
         .args([
             "--web.config.file",
             &web.to_string_lossy(),

@@ -20,6 +20,8 @@
 //! (or none when the crate says healthy or names an exporter reason), and
 //! the crate's reason must be firing.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use std::process::Command;
 
 use badgateway_exporter::diagnosis::evidence::{agent_from_metrics, from_metrics, samples, Scrape};
 use badgateway_exporter::diagnosis::{judge, Cause, Verdict};
+use common::paths;
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
@@ -69,7 +72,7 @@ struct Recording {
 }
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/verdict")
+    paths::root().join("tests/fixtures/verdict")
 }
 
 fn read(dir: &Path, file: &str) -> Option<String> {
@@ -415,7 +418,7 @@ fn the_crate_and_the_rules_agree_on_the_recorded_lab() {
 
 /// A promtool test file of one group over the project's rules.
 fn write_test_file(dir: &Path, name: &str, group: Value) -> PathBuf {
-    let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/badgateway.rules.yml");
+    let rules = paths::root().join("rules/badgateway.rules.yml");
     let mut file = Mapping::new();
     file.insert(
         "rule_files".into(),

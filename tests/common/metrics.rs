@@ -1,6 +1,9 @@
-//! Reads the Prometheus text format well enough to assert on values.
+//! Reads the Prometheus text format well enough to assert on values, from
+//! a scrape or from a collector's metric families.
 
 use std::collections::BTreeMap;
+
+use prometheus::proto::{MetricFamily, MetricType};
 
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -60,6 +63,19 @@ impl Scrape {
         }
     }
 
+    /// Whether there is any sample of `name`.
+    pub fn has(&self, name: &str) -> bool {
+        !self.find(name, &[]).is_empty()
+    }
+
+    /// What an exporter would serve for these families.
+    pub fn from_families(families: &[MetricFamily]) -> Scrape {
+        let mut out = Vec::new();
+        prometheus::Encoder::encode(&prometheus::TextEncoder::new(), families, &mut out)
+            .expect("encode");
+        Scrape::parse(&String::from_utf8(out).expect("UTF-8"))
+    }
+
     pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
         self.samples
             .iter()
@@ -99,6 +115,28 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
         }
         out.insert(key.trim_start_matches(',').trim().to_owned(), value);
         rest = &after[end..];
+    }
+    out
+}
+
+/// Every series of a collector's families as (`name{k="v",...}`, value),
+/// the labels in the collector's order, `{}` when there are none.
+pub fn series(families: &[MetricFamily]) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for f in families {
+        for m in f.get_metric() {
+            let labels: Vec<String> = m
+                .get_label()
+                .iter()
+                .map(|l| format!("{}=\"{}\"", l.name(), l.value()))
+                .collect();
+            let value = match f.get_field_type() {
+                MetricType::COUNTER => m.get_counter().get_value(),
+                MetricType::GAUGE => m.get_gauge().get_value(),
+                other => panic!("{}: a {other:?} has no one value", f.name()),
+            };
+            out.push((format!("{}{{{}}}", f.name(), labels.join(",")), value));
+        }
     }
     out
 }

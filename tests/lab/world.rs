@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -772,18 +772,8 @@ fn sink(monitor: &Netns) -> Arc<Mutex<Vec<Value>>> {
 }
 
 /// Wait until `ready` holds, polling; `None` after `within`.
-pub fn wait_for<T>(
-    within: Duration,
-    mut ready: impl FnMut() -> Option<T>,
-) -> Option<(T, Duration)> {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if let Some(t) = ready() {
-            return Some((t, start.elapsed()));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    None
+pub fn wait_for<T>(within: Duration, ready: impl FnMut() -> Option<T>) -> Option<(T, Duration)> {
+    common::wait::poll(within, Duration::from_millis(250), ready)
 }
 
 /// The dashboard's panels, by the cause of their row: (row cause, panel
