@@ -1,3 +1,5 @@
+// Why one file: one subject, the access-log collector: appends and every
+// kind of rotation on real files.
 //! The access_log collector against real files in temporary directories:
 //! appends, rotations of every kind, partial and oversized lines. Counts
 //! are awaited by polling with a bound, never by fixed sleeps; every

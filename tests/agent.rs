@@ -1,3 +1,5 @@
+// Why one file: one subject, the agent's collectors over captured /proc,
+// plus one real origin.
 //! The origin agent's collectors on procfs fixtures captured from a real
 //! machine (copied to a temp dir where a test changes them), and the agent
 //! in the binary on a real origin host in a network namespace.

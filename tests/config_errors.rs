@@ -1,3 +1,5 @@
+// Why one file: a table of bad files and the exact error each must give;
+// splitting the table would hide which positions are pinned.
 //! Config loading end to end: malformed files must fail with the exact
 //! position and a message naming the problem; good files must give the
 //! exact values.

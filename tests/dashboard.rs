@@ -1,3 +1,6 @@
+// Why one file: one subject, the dashboard: each test checks one promise of
+// it (layout, variables, every panel's query against a real Prometheus, the
+// runbook links), and they share the JSON walkers at the top.
 //! The Grafana dashboard (grafana/badgateway.json) and its provisioning
 //! files, checked without Grafana: layout, datasource variable, metric names
 //! against README.md's metric tables, a row per cause with runbook links,

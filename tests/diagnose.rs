@@ -1,3 +1,5 @@
+// Why one file: one subject, diagnose against real faults, sharing one
+// small world.
 //! `diagnose` from the vantage host against real faults: the verdict, the
 //! exit code and the JSON fields.
 

@@ -1,3 +1,5 @@
+// Why one file: one subject, the firewall collector against real iptables
+// and nft rule sets, one rule set per test.
 //! The firewall collector against real rules: each test loads a rule set
 //! with the real `iptables` / `nft` into a network namespace of its own and
 //! reads it back through `ip netns exec NS iptables-save` etc. Needs root.

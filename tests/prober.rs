@@ -1,3 +1,5 @@
+// Why one file: one subject, the prober against real hosts and firewall
+// rules, sharing one lab.
 //! The prober against real hosts: a vantage, nginx as the protecting proxy
 //! and an origin, each in its own network namespace, with real firewall
 //! rules on the origin. Each test builds its own lab, so they run in

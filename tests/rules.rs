@@ -1,3 +1,6 @@
+// Why one file: one subject, the alert rules: promtool's tests, every
+// alert's labels and runbook link, the Alertmanager routing, and the
+// thresholds the crate shares with the rules.
 //! The alerting side: the rules in `rules/`, their promtool unit tests, the
 //! Alertmanager configuration in `deploy/alertmanager.yml` and the runbook
 //! in `docs/runbook.md` agree with each other and with the `cause`/`reason`

@@ -1,3 +1,5 @@
+// Why one file: one test over recordings, with the recorder, the Prometheus
+// runner and the comparison it needs.
 //! One verdict: on the same evidence, the crate's verdict (what
 //! `diagnose` says) and the alert rules (what pages) name the same cause
 //! and reason.

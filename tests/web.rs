@@ -1,3 +1,6 @@
+// Why one file: one subject, --web.config.file: TLS, client certificates,
+// basic auth and headers against real servers, sharing one certificate
+// maker.
 //! `--web.config.file`: real servers on 127.0.0.1:0, real TLS with a CA and
 //! certificates made here, basic auth against bcrypt hashes made here.
 

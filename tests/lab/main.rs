@@ -1,3 +1,5 @@
+// Why one file: the lab's scenario table and its report; each scenario is a
+// few lines of the table.
 //! The end-to-end lab: the deployments operators run, each built for real
 //! in network namespaces (see `world.rs`), and in each the faults that make
 //! a site behind a protecting proxy answer 502, injected for real: the

@@ -1,3 +1,6 @@
+// Why one file: the one deployment builder the lab's scenarios share:
+// hosts, links, nginx, the agent and the probers, and the faults set on
+// them.
 //! One deployment of the lab, built for real: hosts as network namespaces
 //! behind one router, nginx as the proxy and the origin, the origin agent,
 //! probers at two vantages (and on the proxy host where a deployment asks),
