@@ -159,3 +159,25 @@ fn the_checks_catch_what_they_look_for() {
     let without = readme.replace("`_load15`", "");
     assert_eq!(unnamed(&without), [names::HOST_LOAD15]);
 }
+
+/// The README's collector table is the registered table: same names, same
+/// order, same words.
+#[test]
+fn the_readme_lists_the_registered_collectors() {
+    let readme = read(&root().join("README.md"));
+    let rows: Vec<(String, String)> = readme
+        .lines()
+        .skip_while(|l| *l != "| collector | reports |")
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].trim_matches('`').to_owned(), cells[1].to_owned())
+        })
+        .collect();
+    let registered: Vec<(String, String)> = badgateway_exporter::agent::COLLECTORS
+        .iter()
+        .map(|c| (c.name.to_owned(), c.about.to_owned()))
+        .collect();
+    assert_eq!(rows, registered, "README's collector table");
+}
