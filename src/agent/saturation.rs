@@ -135,6 +135,11 @@ impl Saturation {
 }
 
 impl Collector for Saturation {
+    /// Reads CPU, memory, load and traffic, updates the windows and the
+    /// saturation runs, and reports, in this order: CPU usage, memory usage,
+    /// how long CPU and memory have been saturated, the load averages, the
+    /// traffic counters, the links' capacity, usage and saturation, and the
+    /// CPU count.
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let cpu = self.cpu()?;
         let mem: Meminfo = procfs::read(&self.procfs, "meminfo")?;
@@ -143,104 +148,216 @@ impl Collector for Saturation {
         let now = Instant::now();
         let mut last = self.lock();
 
-        // CPU: the share of ticks spent busy since the previous reading.
-        // Within one tick there is no new window: keep the last ratio.
-        if let Some(prev) = last.cpu {
+        let mut out = Vec::new();
+        out.extend(last.cpu_usage(cpu));
+        let memory_ratio = memory_ratio(&mem);
+        out.push(last.memory_usage(memory_ratio, now));
+        out.push(last.host_saturated(memory_ratio.is_some(), now));
+        out.extend(load_averages(&load));
+        out.extend(traffic(&net));
+        out.extend(self.links(&mut last, net, now));
+        let mut cpus = Family::gauge(names::HOST_CPUS, "CPUs the kernel reports.");
+        cpus.push(&[], cpu.cpus as f64);
+        out.push(cpus.into_family());
+        Ok(out)
+    }
+}
+
+impl Last {
+    /// CPU: the share of ticks spent busy since the previous reading.
+    /// Within one tick there is no new window: keep the last ratio. No
+    /// family before the first window.
+    fn cpu_usage(&mut self, cpu: CpuReading) -> Option<MetricFamily> {
+        if let Some(prev) = self.cpu {
             let total = cpu.total.saturating_sub(prev.total);
             if total > 0 {
                 let busy = cpu.busy.saturating_sub(prev.busy);
                 let ratio = (busy as f64 / total as f64).clamp(0.0, 1.0);
-                last.cpu_ratio = Some(ratio);
-                last.held("cpu".into(), ratio, prev.at);
-                last.cpu = Some(cpu);
+                self.cpu_ratio = Some(ratio);
+                self.held("cpu".into(), ratio, prev.at);
+                self.cpu = Some(cpu);
             }
         } else {
-            last.cpu = Some(cpu);
+            self.cpu = Some(cpu);
         }
-        let mut out = Vec::new();
-        if let Some(ratio) = last.cpu_ratio {
-            let mut f = Family::gauge(
-                names::HOST_CPU_USAGE_RATIO,
-                "Share of CPU time spent busy (not idle or waiting for I/O) since the previous scrape, 0..1.",
-            );
-            f.push(&[], ratio);
-            out.push(f.into_family());
-        }
+        let ratio = self.cpu_ratio?;
+        let mut f = Family::gauge(
+            names::HOST_CPU_USAGE_RATIO,
+            "Share of CPU time spent busy (not idle or waiting for I/O) since the previous scrape, 0..1.",
+        );
+        f.push(&[], ratio);
+        Some(f.into_family())
+    }
 
+    /// Memory: the ratio read now (memory has no window), empty when the
+    /// kernel reports no memory.
+    fn memory_usage(&mut self, ratio: Option<f64>, now: Instant) -> MetricFamily {
         let mut f = Family::gauge(
             names::HOST_MEMORY_USAGE_RATIO,
             "Share of memory not available to new work: 1 - MemAvailable/MemTotal, 0..1.",
         );
-        let available = mem
-            .mem_available
-            .unwrap_or(mem.mem_free + mem.cached + mem.buffers);
-        let memory_ratio = (mem.mem_total > 0)
-            .then(|| 1.0 - (available as f64 / mem.mem_total as f64).clamp(0.0, 1.0));
-        if let Some(ratio) = memory_ratio {
+        if let Some(ratio) = ratio {
             f.push(&[], ratio);
-            last.held("memory".into(), ratio, now);
+            self.held("memory".into(), ratio, now);
         }
-        out.push(f.into_family());
+        f.into_family()
+    }
 
+    /// How long CPU and memory have been saturated, for each that has a
+    /// usage ratio.
+    fn host_saturated(&self, memory: bool, now: Instant) -> MetricFamily {
         let mut held = Family::gauge(
             names::HOST_SATURATED_SECONDS,
             "How long the resource's usage has stayed above 90%, reading after reading (0: not above now).",
         );
-        if last.cpu_ratio.is_some() {
-            held.push(&[("resource", "cpu")], last.held_seconds("cpu", now));
+        if self.cpu_ratio.is_some() {
+            held.push(&[("resource", "cpu")], self.held_seconds("cpu", now));
         }
-        if memory_ratio.is_some() {
-            held.push(&[("resource", "memory")], last.held_seconds("memory", now));
+        if memory {
+            held.push(&[("resource", "memory")], self.held_seconds("memory", now));
         }
-        out.push(held.into_family());
+        held.into_family()
+    }
 
-        for (name, value, help) in [
-            (names::HOST_LOAD1, load.one, "Load average over 1 minute."),
-            (names::HOST_LOAD5, load.five, "Load average over 5 minutes."),
-            (
-                names::HOST_LOAD15,
-                load.fifteen,
-                "Load average over 15 minutes.",
+    /// One link direction's window, from the previous reading at `at`:
+    /// its usage ratio against `bytes_per_second`, and the saturation run.
+    fn link_window(
+        &mut self,
+        name: &str,
+        direction: &'static str,
+        bytes: (u64, u64),
+        at: Instant,
+        seconds: f64,
+        bytes_per_second: f64,
+    ) {
+        let (now_bytes, prev_bytes) = bytes;
+        let rate = now_bytes.saturating_sub(prev_bytes) as f64 / seconds;
+        let ratio = rate / bytes_per_second;
+        self.net_ratio.insert((name.to_owned(), direction), ratio);
+        self.held(format!("net/{name}/{direction}"), ratio, at);
+    }
+}
+
+/// 1 - MemAvailable/MemTotal (free, cached and buffers on kernels without
+/// MemAvailable); `None` when MemTotal is 0.
+fn memory_ratio(mem: &Meminfo) -> Option<f64> {
+    let available = mem
+        .mem_available
+        .unwrap_or(mem.mem_free + mem.cached + mem.buffers);
+    (mem.mem_total > 0).then(|| 1.0 - (available as f64 / mem.mem_total as f64).clamp(0.0, 1.0))
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_averages(load: &LoadAverage) -> Vec<MetricFamily> {
+    [
+        (names::HOST_LOAD1, load.one, "Load average over 1 minute."),
+        (names::HOST_LOAD5, load.five, "Load average over 5 minutes."),
+        (
+            names::HOST_LOAD15,
+            load.fifteen,
+            "Load average over 15 minutes.",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value, help)| {
+        let mut f = Family::gauge(name, help);
+        // Two decimals, as the kernel writes it, without f32 noise.
+        f.push(&[], (f64::from(value) * 100.0).round() / 100.0);
+        f.into_family()
+    })
+    .collect()
+}
+
+/// Bytes received and sent, per interface read.
+fn traffic(net: &BTreeMap<String, (u64, u64)>) -> [MetricFamily; 2] {
+    let mut rx = Family::counter(
+        names::NETWORK_RECEIVE_BYTES_TOTAL,
+        "Bytes received on the interface.",
+    );
+    let mut tx = Family::counter(
+        names::NETWORK_TRANSMIT_BYTES_TOTAL,
+        "Bytes sent on the interface.",
+    );
+    for (name, (r, t)) in net {
+        rx.push(&[("interface", name)], *r as f64);
+        tx.push(&[("interface", name)], *t as f64);
+    }
+    [rx.into_family(), tx.into_family()]
+}
+
+/// The families about configured links, filled by [`Saturation::links`].
+struct LinkFamilies {
+    capacity: Family,
+    usage: Family,
+    held: Family,
+}
+
+impl LinkFamilies {
+    fn new() -> LinkFamilies {
+        LinkFamilies {
+            capacity: Family::gauge(
+                names::NETWORK_CAPACITY_BYTES_PER_SECOND,
+                "The configured capacity of the interface's link.",
             ),
-        ] {
-            let mut f = Family::gauge(name, help);
-            // Two decimals, as the kernel writes it, without f32 noise.
-            f.push(&[], (f64::from(value) * 100.0).round() / 100.0);
-            out.push(f.into_family());
+            usage: Family::gauge(
+                names::NETWORK_USAGE_RATIO,
+                "Traffic since the previous scrape as a share of the configured capacity, per direction, 0..1 (above 1 when the capacity is set too low).",
+            ),
+            held: Family::gauge(
+                names::NETWORK_SATURATED_SECONDS,
+                "How long the interface's traffic has stayed above 90% of its configured capacity, per direction, reading after reading (0: not above now).",
+            ),
         }
+    }
 
-        let mut rx = Family::counter(
-            names::NETWORK_RECEIVE_BYTES_TOTAL,
-            "Bytes received on the interface.",
-        );
-        let mut tx = Family::counter(
-            names::NETWORK_TRANSMIT_BYTES_TOTAL,
-            "Bytes sent on the interface.",
-        );
-        for (name, (r, t)) in &net {
-            rx.push(&[("interface", name)], *r as f64);
-            tx.push(&[("interface", name)], *t as f64);
+    /// The interface's last usage ratio and saturation run, per direction
+    /// that has one.
+    fn push_usage(&mut self, last: &Last, name: &str, now: Instant) {
+        for direction in DIRECTIONS {
+            if let Some(ratio) = last.net_ratio.get(&(name.to_owned(), direction)) {
+                let labels = [("interface", name), ("direction", direction)];
+                self.usage.push(&labels, *ratio);
+                let resource = format!("net/{name}/{direction}");
+                self.held.push(&labels, last.held_seconds(&resource, now));
+            }
         }
-        out.push(rx.into_family());
-        out.push(tx.into_family());
+    }
 
-        let mut capacity = Family::gauge(
-            names::NETWORK_CAPACITY_BYTES_PER_SECOND,
-            "The configured capacity of the interface's link.",
-        );
-        let mut usage = Family::gauge(
-            names::NETWORK_USAGE_RATIO,
-            "Traffic since the previous scrape as a share of the configured capacity, per direction, 0..1 (above 1 when the capacity is set too low).",
-        );
-        let mut net_held = Family::gauge(
-            names::NETWORK_SATURATED_SECONDS,
-            "How long the interface's traffic has stayed above 90% of its configured capacity, per direction, reading after reading (0: not above now).",
-        );
+    fn into_families(self) -> [MetricFamily; 3] {
+        [
+            self.capacity.into_family(),
+            self.usage.into_family(),
+            self.held.into_family(),
+        ]
+    }
+}
+
+/// A link's directions, in the order of the (received, sent) pairs.
+const DIRECTIONS: [&str; 2] = ["receive", "transmit"];
+
+/// Windows shorter than this are too short to measure traffic over.
+const MIN_WINDOW_SECONDS: f64 = 0.1;
+
+impl Saturation {
+    /// Per configured interface: its capacity, and per direction the usage
+    /// ratio over the window since the previous reading and how long it has
+    /// been saturated. A configured interface missing from `net/dev` is
+    /// logged once. `net` becomes the previous reading, unless this window
+    /// was too short to use.
+    fn links(
+        &self,
+        last: &mut Last,
+        net: BTreeMap<String, (u64, u64)>,
+        now: Instant,
+    ) -> [MetricFamily; 3] {
+        let mut families = LinkFamilies::new();
         let previous = last.net.take();
         for (name, iface) in &self.interfaces {
             let bytes_per_second = iface.capacity_bits_per_second as f64 / 8.0;
-            capacity.push(&[("interface", name)], bytes_per_second);
-            let Some(&(r, t)) = net.get(name) else {
+            families
+                .capacity
+                .push(&[("interface", name)], bytes_per_second);
+            let Some(&current) = net.get(name) else {
                 if last.missing_logged.insert(name.clone()) {
                     tracing::warn!(interface = %name, "configured interface not found in net/dev");
                 }
@@ -248,42 +365,24 @@ impl Collector for Saturation {
             };
             if let Some((at, prev)) = &previous {
                 let seconds = now.duration_since(*at).as_secs_f64();
-                if let (Some(&(pr, pt)), true) = (prev.get(name), seconds >= 0.1) {
-                    for (direction, now_bytes, prev_bytes) in
-                        [("receive", r, pr), ("transmit", t, pt)]
-                    {
-                        let rate = now_bytes.saturating_sub(prev_bytes) as f64 / seconds;
-                        let ratio = rate / bytes_per_second;
-                        last.net_ratio.insert((name.clone(), direction), ratio);
-                        last.held(format!("net/{name}/{direction}"), ratio, *at);
+                if let (Some(&prev), true) = (prev.get(name), seconds >= MIN_WINDOW_SECONDS) {
+                    let pairs = [(current.0, prev.0), (current.1, prev.1)];
+                    for (direction, bytes) in DIRECTIONS.into_iter().zip(pairs) {
+                        last.link_window(name, direction, bytes, *at, seconds, bytes_per_second);
                     }
                 }
             }
-            for direction in ["receive", "transmit"] {
-                if let Some(ratio) = last.net_ratio.get(&(name.clone(), direction)) {
-                    let labels = [("interface", name.as_str()), ("direction", direction)];
-                    usage.push(&labels, *ratio);
-                    let resource = format!("net/{name}/{direction}");
-                    net_held.push(&labels, last.held_seconds(&resource, now));
-                }
-            }
+            families.push_usage(last, name, now);
         }
         // Keep the older reading when this window was too short to use.
         let keep_previous = previous
             .as_ref()
-            .is_some_and(|(at, _)| now.duration_since(*at).as_secs_f64() < 0.1);
+            .is_some_and(|(at, _)| now.duration_since(*at).as_secs_f64() < MIN_WINDOW_SECONDS);
         last.net = if keep_previous {
             previous
         } else {
             Some((now, net))
         };
-        out.push(capacity.into_family());
-        out.push(usage.into_family());
-        out.push(net_held.into_family());
-
-        let mut cpus = Family::gauge(names::HOST_CPUS, "CPUs the kernel reports.");
-        cpus.push(&[], cpu.cpus as f64);
-        out.push(cpus.into_family());
-        Ok(out)
+        families.into_families()
     }
 }

@@ -50,14 +50,7 @@ impl WebConfig {
     /// names inside it are taken from the file's own directory.
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let raw = match serde_norway::from_str::<Option<RawWebConfig>>(&text) {
-            Ok(raw) => raw.unwrap_or_default(),
-            Err(e) => return Err(parse_error(&shown, &e)),
-        };
+        let raw = read_raw(path, &shown)?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -68,62 +61,14 @@ impl WebConfig {
             message,
         };
 
-        let tls = match raw.tls_server_config {
-            Some(t) if t.is_enabled() => Some(Arc::new(tls::server_config(t, &dir, &invalid)?)),
-            Some(t) => {
-                if t.has_any_setting() {
-                    tracing::warn!(
-                        file = %shown,
-                        "tls_server_config names no certificate, key, client CA or \
-                         client_auth_type; serving plain HTTP"
-                    );
-                }
-                None
-            }
-            None => None,
-        };
-
-        let mut headers = Vec::new();
-        if let Some(http) = raw.http_server_config {
-            if let Some(h2) = http.http2 {
-                tracing::debug!(
-                    http2 = h2,
-                    "http_server_config.http2 is ignored: the server speaks HTTP/1.1"
-                );
-            }
-            headers = http.headers.map(|h| h.0).unwrap_or_default();
-        }
-
+        let tls = tls_config(raw.tls_server_config, &dir, &shown, &invalid)?;
+        let headers = http_headers(raw.http_server_config);
         let users: Vec<(String, String)> = raw
             .basic_auth_users
             .map(|u| u.0.into_iter().map(|(n, h)| (n, h.0)).collect())
             .unwrap_or_default();
-        let max_cost = users
-            .iter()
-            .filter_map(|(_, h)| h.parse::<bcrypt::HashParts>().ok())
-            .map(|p| p.get_cost())
-            .max()
-            .unwrap_or(bcrypt::DEFAULT_COST);
-
-        let limiter = match raw.rate_limit {
-            Some(r) => {
-                let interval = r.interval.map(|d| d.0).unwrap_or(Duration::ZERO);
-                if interval.is_zero() {
-                    None
-                } else {
-                    Some(RateLimiter::new(interval, r.burst.unwrap_or(0)))
-                }
-            }
-            None => None,
-        };
-        if let Some(l) = &limiter {
-            if l.burst == 0 {
-                tracing::warn!(
-                    file = %shown,
-                    "rate_limit.burst is 0: every request will be refused with 429"
-                );
-            }
-        }
+        let max_cost = max_bcrypt_cost(&users);
+        let limiter = rate_limiter(raw.rate_limit, &shown);
 
         Ok(WebConfig {
             path: path.to_path_buf(),
@@ -149,6 +94,87 @@ impl WebConfig {
     pub fn basic_auth_enabled(&self) -> bool {
         !self.users.is_empty()
     }
+}
+
+/// The file as written; an empty file is an empty configuration.
+fn read_raw(path: &Path, shown: &str) -> Result<RawWebConfig, WebConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+        path: shown.to_owned(),
+        source,
+    })?;
+    match serde_norway::from_str::<Option<RawWebConfig>>(&text) {
+        Ok(raw) => Ok(raw.unwrap_or_default()),
+        Err(e) => Err(parse_error(shown, &e)),
+    }
+}
+
+/// The rustls configuration, or `None` (plain HTTP) when the section is
+/// absent or enables nothing; TLS settings without anything that enables
+/// TLS are warned about.
+fn tls_config(
+    section: Option<RawTls>,
+    dir: &Path,
+    shown: &str,
+    invalid: &dyn Fn(&str, String) -> WebConfigError,
+) -> Result<Option<Arc<ServerConfig>>, WebConfigError> {
+    Ok(match section {
+        Some(t) if t.is_enabled() => Some(Arc::new(tls::server_config(t, dir, invalid)?)),
+        Some(t) => {
+            if t.has_any_setting() {
+                tracing::warn!(
+                    file = %shown,
+                    "tls_server_config names no certificate, key, client CA or \
+                     client_auth_type; serving plain HTTP"
+                );
+            }
+            None
+        }
+        None => None,
+    })
+}
+
+/// The extra response headers; `http2` is accepted and ignored.
+fn http_headers(section: Option<RawHttp>) -> Vec<(HeaderName, HeaderValue)> {
+    let Some(http) = section else {
+        return Vec::new();
+    };
+    if let Some(h2) = http.http2 {
+        tracing::debug!(
+            http2 = h2,
+            "http_server_config.http2 is ignored: the server speaks HTTP/1.1"
+        );
+    }
+    http.headers.map(|h| h.0).unwrap_or_default()
+}
+
+/// The highest bcrypt cost among the users' hashes (the default cost
+/// without any): the cost of the dummy hash unknown users are checked
+/// against, so that an unknown user takes as long as a wrong password.
+fn max_bcrypt_cost(users: &[(String, String)]) -> u32 {
+    users
+        .iter()
+        .filter_map(|(_, h)| h.parse::<bcrypt::HashParts>().ok())
+        .map(|p| p.get_cost())
+        .max()
+        .unwrap_or(bcrypt::DEFAULT_COST)
+}
+
+/// The rate limiter, `None` without a section or with a zero interval; a
+/// burst of 0 is warned about (it refuses every request).
+fn rate_limiter(section: Option<RawRateLimit>, shown: &str) -> Option<RateLimiter> {
+    let r = section?;
+    let interval = r.interval.map(|d| d.0).unwrap_or(Duration::ZERO);
+    if interval.is_zero() {
+        return None;
+    }
+    let limiter = RateLimiter::new(interval, r.burst.unwrap_or(0));
+    if limiter.burst == 0 {
+        tracing::warn!(
+            file = %shown,
+            "rate_limit.burst is 0: every request will be refused with 429"
+        );
+    }
+    Some(limiter)
 }
 
 /// Turns serde_norway's one error into ours, with its position apart.

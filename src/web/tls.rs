@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::crypto::SupportedKxGroup;
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 
@@ -16,115 +17,41 @@ use serde::Deserialize;
 use super::parse::{set, WebConfigError};
 use super::tls_names::{Cipher, ClientAuth, Curve, TlsVersion, Unsupported};
 
+/// The section's name, as errors about it show it.
+const S: &str = "tls_server_config";
+
+/// How errors name one of the section's keys: `tls_server_config.<name>`.
+fn k(name: &str) -> String {
+    format!("{S}.{name}")
+}
+
+/// Words an error about a key (`invalid(key, why)`).
+type Invalid<'a> = &'a dyn Fn(&str, String) -> WebConfigError;
+
 /// The rustls configuration for an enabled `tls_server_config` section;
 /// `invalid` words an error about one of its keys.
+///
+/// The checks run in this order, so the first error reported stays the
+/// same: certificate and key, protocol versions, cipher suites, curves,
+/// then client certificates.
 pub(super) fn server_config(
     raw: RawTls,
     dir: &Path,
-    invalid: &dyn Fn(&str, String) -> WebConfigError,
+    invalid: Invalid,
 ) -> Result<ServerConfig, WebConfigError> {
-    const S: &str = "tls_server_config";
-    let k = |name: &str| format!("{S}.{name}");
-
-    // Certificate chain and key: a file or inline PEM, not both.
-    let cert_pem = pem_source(
-        dir,
-        set(&raw.cert_file),
-        set(&raw.cert),
-        "cert_file",
-        "cert",
-        invalid,
-    )?
-    .ok_or_else(|| invalid(S, "missing one of cert_file or cert".into()))?;
-    let key_pem = pem_source(
-        dir,
-        set(&raw.key_file),
-        set(&raw.key),
-        "key_file",
-        "key",
-        invalid,
-    )?
-    .ok_or_else(|| invalid(S, "missing one of key_file or key".into()))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem.bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(&k(cert_pem.key), format!("{}: {e}", cert_pem.shown)))?;
-    if chain.is_empty() {
-        return Err(invalid(
-            &k(cert_pem.key),
-            format!("{} holds no PEM certificate", cert_pem.shown),
-        ));
-    }
-    // Never quote key material in an error.
-    let key = PrivateKeyDer::from_pem_slice(&key_pem.bytes).map_err(|e| {
-        let why = match e {
-            rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".into(),
-            other => format!("not a usable PEM private key ({other})"),
-        };
-        invalid(&k(key_pem.key), format!("{}: {why}", key_pem.shown))
-    })?;
-
-    // Protocol versions.
-    let min = raw.min_version.unwrap_or(TlsVersion::Tls12);
-    let max = raw.max_version.unwrap_or(TlsVersion::Tls13);
-    if min > max {
-        return Err(invalid(
-            S,
-            format!("min_version {min} is above max_version {max}"),
-        ));
-    }
-    let versions: Vec<&'static SupportedProtocolVersion> = [
-        (TlsVersion::Tls12, &rustls::version::TLS12),
-        (TlsVersion::Tls13, &rustls::version::TLS13),
-    ]
-    .into_iter()
-    .filter(|(v, _)| (min..=max).contains(v))
-    .map(|(_, p)| p)
-    .collect();
+    let identity = Identity::read(&raw, dir, invalid)?;
+    let (min, versions) = protocol_versions(&raw, invalid)?;
 
     // The provider: ring, narrowed to the configured suites and curves.
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(ciphers) = &raw.cipher_suites {
-        let mut suites: Vec<SupportedCipherSuite> = provider
-            .cipher_suites
-            .iter()
-            .filter(|s| s.tls13().is_some())
-            .copied()
-            .collect();
-        let mut tls12 = 0;
-        for c in ciphers.iter().filter_map(|c| c.0) {
-            if !suites.contains(&c) {
-                suites.push(c);
-                tls12 += 1;
-            }
-        }
-        if tls12 == 0 && min == TlsVersion::Tls12 {
-            return Err(invalid(
-                &k("cipher_suites"),
-                "names no TLS 1.2 cipher suite, so no TLS 1.2 client could connect; \
-                 add one or set min_version: TLS13"
-                    .into(),
-            ));
-        }
-        provider.cipher_suites = suites;
+        provider.cipher_suites = cipher_suites(&provider, ciphers, min, invalid)?;
     }
     if let Some(curves) = &raw.curve_preferences {
-        let mut groups: Vec<&'static dyn SupportedKxGroup> = Vec::new();
-        for c in curves {
-            if !groups.iter().any(|g| g.name() == c.0.name()) {
-                groups.push(c.0);
-            }
-        }
-        if groups.is_empty() {
-            return Err(invalid(
-                &k("curve_preferences"),
-                "is empty; leave it out for the default curves".into(),
-            ));
-        }
-        provider.kx_groups = groups;
+        provider.kx_groups = kx_groups(curves, invalid)?;
     }
     let provider = Arc::new(provider);
 
-    // Client certificates.
     let client_ca = pem_source(
         dir,
         set(&raw.client_ca_file),
@@ -137,8 +64,187 @@ pub(super) fn server_config(
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
         .map_err(|e| invalid(S, e.to_string()))?;
-    let builder = match (auth, client_ca) {
-        (ClientAuth::NoClientCert, None) => builder.with_no_client_auth(),
+    let builder = match client_verifier(auth, client_ca, &provider, invalid)? {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut config = identity.install(builder, invalid)?;
+    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The server's certificate chain and private key, with how to name their
+/// sources in errors.
+struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_shown: String,
+    key_shown: String,
+}
+
+impl Identity {
+    /// Reads and parses the chain and key: each from a file or inline PEM,
+    /// not both. Key material is never quoted in an error.
+    fn read(raw: &RawTls, dir: &Path, invalid: Invalid) -> Result<Identity, WebConfigError> {
+        let cert_pem = pem_source(
+            dir,
+            set(&raw.cert_file),
+            set(&raw.cert),
+            "cert_file",
+            "cert",
+            invalid,
+        )?
+        .ok_or_else(|| invalid(S, "missing one of cert_file or cert".into()))?;
+        let key_pem = pem_source(
+            dir,
+            set(&raw.key_file),
+            set(&raw.key),
+            "key_file",
+            "key",
+            invalid,
+        )?
+        .ok_or_else(|| invalid(S, "missing one of key_file or key".into()))?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem.bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(&k(cert_pem.key), format!("{}: {e}", cert_pem.shown)))?;
+        if chain.is_empty() {
+            return Err(invalid(
+                &k(cert_pem.key),
+                format!("{} holds no PEM certificate", cert_pem.shown),
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&key_pem.bytes).map_err(|e| {
+            let why = match e {
+                rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".into(),
+                other => format!("not a usable PEM private key ({other})"),
+            };
+            invalid(&k(key_pem.key), format!("{}: {why}", key_pem.shown))
+        })?;
+        Ok(Identity {
+            chain,
+            key,
+            cert_shown: cert_pem.shown,
+            key_shown: key_pem.shown,
+        })
+    }
+
+    /// Gives the builder the chain and key; refuses a key that does not
+    /// belong to the certificate.
+    fn install(
+        self,
+        builder: rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert>,
+        invalid: Invalid,
+    ) -> Result<ServerConfig, WebConfigError> {
+        let Identity {
+            chain,
+            key,
+            cert_shown,
+            key_shown,
+        } = self;
+        builder.with_single_cert(chain, key).map_err(|e| {
+            let why = match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the private key does not belong to the certificate".to_owned()
+                }
+                other => other.to_string(),
+            };
+            invalid(
+                S,
+                format!("certificate {cert_shown} with key {key_shown}: {why}"),
+            )
+        })
+    }
+}
+
+/// `min_version` (default TLS 1.2) and the protocol versions from it to
+/// `max_version` (default TLS 1.3).
+fn protocol_versions(
+    raw: &RawTls,
+    invalid: Invalid,
+) -> Result<(TlsVersion, Vec<&'static SupportedProtocolVersion>), WebConfigError> {
+    let min = raw.min_version.unwrap_or(TlsVersion::Tls12);
+    let max = raw.max_version.unwrap_or(TlsVersion::Tls13);
+    if min > max {
+        return Err(invalid(
+            S,
+            format!("min_version {min} is above max_version {max}"),
+        ));
+    }
+    let versions = [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| (min..=max).contains(v))
+    .map(|(_, p)| p)
+    .collect();
+    Ok((min, versions))
+}
+
+/// The provider's TLS 1.3 suites (which, as in Go, `cipher_suites` does not
+/// change) followed by the configured TLS 1.2 suites. With TLS 1.2 enabled,
+/// at least one TLS 1.2 suite is required.
+fn cipher_suites(
+    provider: &CryptoProvider,
+    ciphers: &[Cipher],
+    min: TlsVersion,
+    invalid: Invalid,
+) -> Result<Vec<SupportedCipherSuite>, WebConfigError> {
+    let mut suites: Vec<SupportedCipherSuite> = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| s.tls13().is_some())
+        .copied()
+        .collect();
+    let mut tls12 = 0;
+    for c in ciphers.iter().filter_map(|c| c.0) {
+        if !suites.contains(&c) {
+            suites.push(c);
+            tls12 += 1;
+        }
+    }
+    if tls12 == 0 && min == TlsVersion::Tls12 {
+        return Err(invalid(
+            &k("cipher_suites"),
+            "names no TLS 1.2 cipher suite, so no TLS 1.2 client could connect; \
+             add one or set min_version: TLS13"
+                .into(),
+        ));
+    }
+    Ok(suites)
+}
+
+/// The configured curves in order, each once; an empty list is refused.
+fn kx_groups(
+    curves: &[Curve],
+    invalid: Invalid,
+) -> Result<Vec<&'static dyn SupportedKxGroup>, WebConfigError> {
+    let mut groups: Vec<&'static dyn SupportedKxGroup> = Vec::new();
+    for c in curves {
+        if !groups.iter().any(|g| g.name() == c.0.name()) {
+            groups.push(c.0);
+        }
+    }
+    if groups.is_empty() {
+        return Err(invalid(
+            &k("curve_preferences"),
+            "is empty; leave it out for the default curves".into(),
+        ));
+    }
+    Ok(groups)
+}
+
+/// The client certificate verifier `client_auth_type` asks for, or `None`
+/// for `NoClientCert`. A client CA goes with verification and only with it.
+fn client_verifier(
+    auth: ClientAuth,
+    client_ca: Option<Pem>,
+    provider: &Arc<CryptoProvider>,
+    invalid: Invalid,
+) -> Result<Option<Arc<dyn ClientCertVerifier>>, WebConfigError> {
+    let ca = match (auth, client_ca) {
+        (ClientAuth::NoClientCert, None) => return Ok(None),
         (ClientAuth::NoClientCert, Some(ca)) => {
             return Err(invalid(
                 &k(ca.key),
@@ -153,51 +259,38 @@ pub(super) fn server_config(
                 format!("{auth} needs client_ca_file or client_ca to verify certificates with"),
             ))
         }
-        (_, Some(ca)) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&ca.bytes) {
-                let cert = cert.map_err(|e| invalid(&k(ca.key), format!("{}: {e}", ca.shown)))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| invalid(&k(ca.key), format!("{}: {e}", ca.shown)))?;
-            }
-            if roots.is_empty() {
-                return Err(invalid(
-                    &k(ca.key),
-                    format!("{} holds no PEM certificate", ca.shown),
-                ));
-            }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
-            let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            let verifier = verifier
-                .build()
-                .map_err(|e| invalid(&k(ca.key), e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        (_, Some(ca)) => ca,
     };
-    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-        let why = match e {
-            rustls::Error::InconsistentKeys(_) => {
-                "the private key does not belong to the certificate".to_owned()
-            }
-            other => other.to_string(),
-        };
-        invalid(
-            S,
-            format!(
-                "certificate {} with key {}: {why}",
-                cert_pem.shown, key_pem.shown
-            ),
-        )
-    })?;
-    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    let roots = client_roots(&ca, invalid)?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
+    let verifier = if auth == ClientAuth::VerifyClientCertIfGiven {
+        verifier.allow_unauthenticated()
+    } else {
+        verifier
+    };
+    let verifier = verifier
+        .build()
+        .map_err(|e| invalid(&k(ca.key), e.to_string()))?;
+    Ok(Some(verifier))
+}
+
+/// The client CA's certificates as a root store; it must hold at least one.
+fn client_roots(ca: &Pem, invalid: Invalid) -> Result<RootCertStore, WebConfigError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&ca.bytes) {
+        let cert = cert.map_err(|e| invalid(&k(ca.key), format!("{}: {e}", ca.shown)))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(&k(ca.key), format!("{}: {e}", ca.shown)))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(
+            &k(ca.key),
+            format!("{} holds no PEM certificate", ca.shown),
+        ));
+    }
+    Ok(roots)
 }
 
 /// PEM text from a file or inline, and how to name it in errors.
@@ -208,13 +301,15 @@ struct Pem {
     shown: String,
 }
 
+/// The PEM text named by a `*_file` key (relative to `dir`) or given inline,
+/// `None` if neither is set; both set is an error.
 fn pem_source(
     dir: &Path,
     file: Option<&str>,
     inline: Option<&str>,
     file_key: &'static str,
     inline_key: &'static str,
-    invalid: &dyn Fn(&str, String) -> WebConfigError,
+    invalid: Invalid,
 ) -> Result<Option<Pem>, WebConfigError> {
     match (file, inline) {
         (Some(_), Some(_)) => Err(invalid(

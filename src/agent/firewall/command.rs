@@ -2,8 +2,8 @@
 //! the collector's background task through `spawn_blocking`.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// Far more than any ruleset; bounds the memory a broken tool can take.
@@ -62,40 +62,9 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Output, CommandError> {
         })?;
     // Readers on their own threads, so a big output cannot fill the pipe
     // while we wait for the exit.
-    let read = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(p) = pipe {
-                let _ = p.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let stdout = read(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = read(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(CommandError::Timeout(cmd, timeout.as_secs()));
-            }
-            Err(e) => return Err(CommandError::Spawn(cmd, e)),
-        }
-    };
+    let stdout = read_on_thread(child.stdout.take());
+    let stderr = read_on_thread(child.stderr.take());
+    let status = wait(&mut child, timeout, &cmd)?;
     let stdout = stdout.join().unwrap_or_default();
     let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default())
         .trim()
@@ -104,38 +73,74 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Output, CommandError> {
         return Err(CommandError::TooLarge(cmd));
     }
     if !status.success() {
-        // A wrapper (`ip netns exec`, `nsenter`) that could not find it.
-        if stderr.contains("No such file or directory") && stderr.contains("exec") {
-            return Err(CommandError::NotFound(cmd));
-        }
-        let lower = stderr.to_lowercase();
-        let permission = [
-            "permission denied",
-            "operation not permitted",
-            "you must be root",
-        ]
-        .iter()
-        .any(|p| lower.contains(p));
-        let status = match status.code() {
-            Some(code) => format!("exit status {code}"),
-            None => status.to_string(),
-        };
-        let stderr = if stderr.is_empty() {
-            "no error message".to_owned()
-        } else {
-            stderr.lines().take(3).collect::<Vec<_>>().join(" / ")
-        };
-        return Err(CommandError::Failed {
-            cmd,
-            status,
-            stderr,
-            permission,
-        });
+        return Err(failure(cmd, status, &stderr));
     }
     Ok(Output {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr,
     })
+}
+
+/// Reads the pipe to its end (at most one byte past [`MAX_OUTPUT`]) on a
+/// thread of its own.
+fn read_on_thread<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(p) = pipe {
+            let _ = p.take(MAX_OUTPUT + 1).read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Waits for the child's exit; past `timeout`, kills it.
+fn wait(child: &mut Child, timeout: Duration, cmd: &str) -> Result<ExitStatus, CommandError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CommandError::Timeout(cmd.to_owned(), timeout.as_secs()));
+            }
+            Err(e) => return Err(CommandError::Spawn(cmd.to_owned(), e)),
+        }
+    }
+}
+
+/// The error for a non-zero exit: not found when a wrapper could not find
+/// the tool, else its status and the first lines of what it printed to
+/// stderr, flagging a lack of permission.
+fn failure(cmd: String, status: ExitStatus, stderr: &str) -> CommandError {
+    // A wrapper (`ip netns exec`, `nsenter`) that could not find it.
+    if stderr.contains("No such file or directory") && stderr.contains("exec") {
+        return CommandError::NotFound(cmd);
+    }
+    let lower = stderr.to_lowercase();
+    let permission = [
+        "permission denied",
+        "operation not permitted",
+        "you must be root",
+    ]
+    .iter()
+    .any(|p| lower.contains(p));
+    let status = match status.code() {
+        Some(code) => format!("exit status {code}"),
+        None => status.to_string(),
+    };
+    let stderr = if stderr.is_empty() {
+        "no error message".to_owned()
+    } else {
+        stderr.lines().take(3).collect::<Vec<_>>().join(" / ")
+    };
+    CommandError::Failed {
+        cmd,
+        status,
+        stderr,
+        permission,
+    }
 }
 
 #[cfg(test)]

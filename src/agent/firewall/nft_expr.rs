@@ -2,6 +2,10 @@
 //! left side of a match says what is compared (`ip saddr`, `tcp dport`,
 //! `ct state`, ...), the right side with what (a value, prefix, range,
 //! anonymous or named set, flags), the operator how.
+//!
+//! One file because the left side (`Operand`), the right side (`Elem`) and
+//! the decision over both share private types no other file needs; split,
+//! each part would have to expose them to the others.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -143,63 +147,19 @@ pub fn rate_statement(key: &str, body: &Value) -> Option<Cond> {
     }
 }
 
+/// What `left` names, by its kind: a packet header field, a `meta`, `ct`
+/// or `fib` key, a masked bitfield, or a concatenation. The address
+/// families a header field implies are added to `needs`.
 fn operand(left: &Value, needs: &mut Vec<Family>) -> Operand {
     let Some((kind, body)) = left.as_object().and_then(|o| o.iter().next()) else {
         return Operand::Unknown;
     };
     let key = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("");
     match kind.as_str() {
-        "payload" => {
-            let (proto, field) = (key("protocol"), key("field"));
-            let family = match proto {
-                "ip" => Some(Family::V4),
-                "ip6" => Some(Family::V6),
-                _ => None,
-            };
-            needs.extend(family);
-            match (proto, field) {
-                ("ip" | "ip6", "saddr") => Operand::Saddr,
-                ("ip" | "ip6", "daddr") => Operand::Daddr,
-                // Assumes no IPv6 extension headers before TCP.
-                ("ip", "protocol") | ("ip6", "nexthdr") => Operand::Lit(TCP),
-                ("ip", "version") => Operand::Lit(&[Lit::N(4)]),
-                ("ip6", "version") => Operand::Lit(&[Lit::N(6)]),
-                ("tcp" | "th", "dport") => Operand::Dport,
-                ("tcp", "flags") => Operand::Flags(TCP_FLAGS, 2),
-                (
-                    "udp" | "udplite" | "sctp" | "dccp" | "icmp" | "icmpv6" | "igmp" | "esp" | "ah"
-                    | "comp" | "gre",
-                    _,
-                ) => Operand::Absent,
-                _ => Operand::Unknown,
-            }
-        }
-        "meta" => match key("key") {
-            "l4proto" => Operand::Lit(TCP),
-            "nfproto" => {
-                Operand::FamLit(&[Lit::S("ipv4"), Lit::N(2)], &[Lit::S("ipv6"), Lit::N(10)])
-            }
-            "protocol" => Operand::FamLit(
-                &[Lit::S("ip"), Lit::N(0x0800)],
-                &[Lit::S("ip6"), Lit::N(0x86dd)],
-            ),
-            "iifname" | "iif" => Operand::Iface,
-            "iiftype" => Operand::IfType,
-            "pkttype" => Operand::Lit(&[Lit::S("host"), Lit::N(0)]),
-            _ => Operand::Unknown,
-        },
+        "payload" => payload_operand(key("protocol"), key("field"), needs),
+        "meta" => meta_operand(key("key")),
         // `ct original saddr` and the like carry a direction: not decided.
-        "ct" if body.get("dir").is_none() => match key("key") {
-            "state" => Operand::Flags(CT_STATE, 8),
-            // Assumes the connection is not NATed on its way in.
-            "status" => Operand::Flags(CT_STATUS, 0),
-            "direction" => Operand::Lit(&[Lit::S("original"), Lit::N(0)]),
-            "l3proto" => {
-                Operand::FamLit(&[Lit::S("ipv4"), Lit::N(2)], &[Lit::S("ipv6"), Lit::N(10)])
-            }
-            "protocol" => Operand::Lit(TCP),
-            _ => Operand::Unknown,
-        },
+        "ct" if body.get("dir").is_none() => ct_operand(key("key")),
         "fib" => {
             let flags = body.get("flags").and_then(Value::as_array);
             let daddr = flags.is_some_and(|f| f.iter().any(|x| x.as_str() == Some("daddr")));
@@ -209,19 +169,80 @@ fn operand(left: &Value, needs: &mut Vec<Family>) -> Operand {
                 Operand::Unknown
             }
         }
-        "&" => match body.as_array().map(Vec::as_slice) {
-            Some([inner, mask]) => match (operand(inner, needs), elem(mask)) {
-                (Operand::Flags(names, value), mask) => match flag_value(&mask, names) {
-                    Some(m) => Operand::Flags(names, value & m),
-                    None => Operand::Unknown,
-                },
-                _ => Operand::Unknown,
-            },
-            _ => Operand::Unknown,
-        },
+        "&" => masked_operand(body, needs),
         "concat" => match body.as_array() {
             Some(list) => Operand::Concat(list.iter().map(|v| operand(v, needs)).collect()),
             None => Operand::Unknown,
+        },
+        _ => Operand::Unknown,
+    }
+}
+
+/// A header field: `ip saddr`, `tcp dport`, ...; `ip`/`ip6` fields need
+/// that family.
+fn payload_operand(proto: &str, field: &str, needs: &mut Vec<Family>) -> Operand {
+    let family = match proto {
+        "ip" => Some(Family::V4),
+        "ip6" => Some(Family::V6),
+        _ => None,
+    };
+    needs.extend(family);
+    match (proto, field) {
+        ("ip" | "ip6", "saddr") => Operand::Saddr,
+        ("ip" | "ip6", "daddr") => Operand::Daddr,
+        // Assumes no IPv6 extension headers before TCP.
+        ("ip", "protocol") | ("ip6", "nexthdr") => Operand::Lit(TCP),
+        ("ip", "version") => Operand::Lit(&[Lit::N(4)]),
+        ("ip6", "version") => Operand::Lit(&[Lit::N(6)]),
+        ("tcp" | "th", "dport") => Operand::Dport,
+        ("tcp", "flags") => Operand::Flags(TCP_FLAGS, 2),
+        (
+            "udp" | "udplite" | "sctp" | "dccp" | "icmp" | "icmpv6" | "igmp" | "esp" | "ah"
+            | "comp" | "gre",
+            _,
+        ) => Operand::Absent,
+        _ => Operand::Unknown,
+    }
+}
+
+/// `meta <key>`.
+fn meta_operand(key: &str) -> Operand {
+    match key {
+        "l4proto" => Operand::Lit(TCP),
+        "nfproto" => Operand::FamLit(&[Lit::S("ipv4"), Lit::N(2)], &[Lit::S("ipv6"), Lit::N(10)]),
+        "protocol" => Operand::FamLit(
+            &[Lit::S("ip"), Lit::N(0x0800)],
+            &[Lit::S("ip6"), Lit::N(0x86dd)],
+        ),
+        "iifname" | "iif" => Operand::Iface,
+        "iiftype" => Operand::IfType,
+        "pkttype" => Operand::Lit(&[Lit::S("host"), Lit::N(0)]),
+        _ => Operand::Unknown,
+    }
+}
+
+/// `ct <key>`, without a direction.
+fn ct_operand(key: &str) -> Operand {
+    match key {
+        "state" => Operand::Flags(CT_STATE, 8),
+        // Assumes the connection is not NATed on its way in.
+        "status" => Operand::Flags(CT_STATUS, 0),
+        "direction" => Operand::Lit(&[Lit::S("original"), Lit::N(0)]),
+        "l3proto" => Operand::FamLit(&[Lit::S("ipv4"), Lit::N(2)], &[Lit::S("ipv6"), Lit::N(10)]),
+        "protocol" => Operand::Lit(TCP),
+        _ => Operand::Unknown,
+    }
+}
+
+/// `{"&": [flags, mask]}`: the flags with the packet's value masked.
+fn masked_operand(body: &Value, needs: &mut Vec<Family>) -> Operand {
+    match body.as_array().map(Vec::as_slice) {
+        Some([inner, mask]) => match (operand(inner, needs), elem(mask)) {
+            (Operand::Flags(names, value), mask) => match flag_value(&mask, names) {
+                Some(m) => Operand::Flags(names, value & m),
+                None => Operand::Unknown,
+            },
+            _ => Operand::Unknown,
         },
         _ => Operand::Unknown,
     }

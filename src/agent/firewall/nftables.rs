@@ -65,12 +65,52 @@ impl<'a> Table<'a> {
         });
         &mut self.chains[i]
     }
+
+    /// Files one listing item of this table: a chain (with its hook,
+    /// priority and policy if a base chain), a rule, or a set or map.
+    fn add(&mut self, kind: &str, body: &'a Value) {
+        match kind {
+            "chain" => {
+                let base = body.get("hook").and_then(Value::as_str).map(|hook| {
+                    let policy = body
+                        .get("policy")
+                        .and_then(Value::as_str)
+                        .unwrap_or("accept");
+                    (hook, priority(body.get("prio")), policy)
+                });
+                self.chain(str_of(body, "name")).base = base;
+            }
+            "rule" => {
+                let exprs = body
+                    .get("expr")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                self.has_xt |= exprs.iter().any(|e| e.get("xt").is_some());
+                self.chain(str_of(body, "chain")).rules.push(exprs);
+            }
+            "set" | "map" => {
+                self.sets.insert(str_of(body, "name"), body);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A table's key: (family, name).
+type TableKey<'a> = (&'a str, &'a str);
+
+/// An input base chain with what orders it: (priority, listing position).
+type OrderedBase = (i64, usize, Base);
+
+/// The chains of the ip, ip6 and inet tables as one [`Program`], its bases
+/// the input hook's base chains in priority order (listing order among
+/// equals); tables iptables-save already read are left out, and named in
+/// [`Parsed::skipped`].
 pub fn parse(json: &str, skip: Skip) -> Result<Parsed, NftError> {
     if json.trim().is_empty() {
         // Older nft prints nothing for an empty ruleset.
@@ -81,52 +121,9 @@ pub fn parse(json: &str, skip: Skip) -> Result<Parsed, NftError> {
         .get("nftables")
         .and_then(Value::as_array)
         .ok_or(NftError::Shape)?;
-    // Tables in listing order, keyed by (family, name).
-    let mut order: Vec<(&str, &str)> = Vec::new();
-    let mut tables: HashMap<(&str, &str), Table> = HashMap::new();
-    for item in items {
-        let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
-            continue;
-        };
-        let family = str_of(body, "family");
-        let key = match kind.as_str() {
-            "table" => (family, str_of(body, "name")),
-            "chain" | "rule" | "set" | "map" => (family, str_of(body, "table")),
-            _ => continue,
-        };
-        if !tables.contains_key(&key) {
-            order.push(key);
-        }
-        let table = tables.entry(key).or_default();
-        match kind.as_str() {
-            "chain" => {
-                let base = body.get("hook").and_then(Value::as_str).map(|hook| {
-                    let policy = body
-                        .get("policy")
-                        .and_then(Value::as_str)
-                        .unwrap_or("accept");
-                    (hook, priority(body.get("prio")), policy)
-                });
-                table.chain(str_of(body, "name")).base = base;
-            }
-            "rule" => {
-                let exprs = body
-                    .get("expr")
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
-                table.has_xt |= exprs.iter().any(|e| e.get("xt").is_some());
-                table.chain(str_of(body, "chain")).rules.push(exprs);
-            }
-            "set" | "map" => {
-                table.sets.insert(str_of(body, "name"), body);
-            }
-            _ => {}
-        }
-    }
+    let (order, tables) = tables(items);
     let mut out = Parsed::default();
-    // (priority, listing position, base) before sorting.
-    let mut bases: Vec<(i64, usize, Base)> = Vec::new();
+    let mut bases: Vec<OrderedBase> = Vec::new();
     for (family, name) in order {
         let Some(table) = tables.get(&(family, name)) else {
             continue;
@@ -142,47 +139,79 @@ pub fn parse(json: &str, skip: Skip) -> Result<Parsed, NftError> {
             out.skipped.push(format!("{family} {name}"));
             continue;
         }
-        let offset = out.program.chains.len();
-        let index: HashMap<&str, usize> = table
-            .chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name, offset + i))
-            .collect();
-        let scope = Scope { sets: &table.sets };
-        for def in &table.chains {
-            let mut chain = Chain {
-                name: format!("{family} {name} {}", def.name),
-                rules: Vec::new(),
-            };
-            for exprs in &def.rules {
-                out.rules += 1;
-                compile_rule(exprs, &scope, &index, &mut chain.rules);
-            }
-            if let Some(("input", prio, policy)) = def.base {
-                let policy = if policy == "drop" {
-                    Action::Drop
-                } else {
-                    Action::Accept
-                };
-                let chain = out.program.chains.len();
-                bases.push((
-                    prio,
-                    bases.len(),
-                    Base {
-                        chain,
-                        v4,
-                        v6,
-                        policy,
-                    },
-                ));
-            }
-            out.program.chains.push(chain);
-        }
+        compile_table((family, name), table, (v4, v6), &mut out, &mut bases);
     }
     bases.sort_by_key(|(prio, pos, _)| (*prio, *pos));
     out.program.bases = bases.into_iter().map(|(_, _, b)| b).collect();
     Ok(out)
+}
+
+/// The listing's tables, in listing order and by key, each with its chains,
+/// rules and sets; items of other kinds are passed over.
+fn tables(items: &[Value]) -> (Vec<TableKey<'_>>, HashMap<TableKey<'_>, Table<'_>>) {
+    let mut order: Vec<TableKey> = Vec::new();
+    let mut tables: HashMap<TableKey, Table> = HashMap::new();
+    for item in items {
+        let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        let family = str_of(body, "family");
+        let key = match kind.as_str() {
+            "table" => (family, str_of(body, "name")),
+            "chain" | "rule" | "set" | "map" => (family, str_of(body, "table")),
+            _ => continue,
+        };
+        if !tables.contains_key(&key) {
+            order.push(key);
+        }
+        tables.entry(key).or_default().add(kind, body);
+    }
+    (order, tables)
+}
+
+/// Appends the table's chains to the program, counting its rules, and its
+/// input base chains to `bases`. Jumps resolve within the table.
+fn compile_table(
+    (family, name): TableKey,
+    table: &Table,
+    (v4, v6): (bool, bool),
+    out: &mut Parsed,
+    bases: &mut Vec<OrderedBase>,
+) {
+    let offset = out.program.chains.len();
+    let index: HashMap<&str, usize> = table
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name, offset + i))
+        .collect();
+    let scope = Scope { sets: &table.sets };
+    for def in &table.chains {
+        let mut chain = Chain {
+            name: format!("{family} {name} {}", def.name),
+            rules: Vec::new(),
+        };
+        for exprs in &def.rules {
+            out.rules += 1;
+            compile_rule(exprs, &scope, &index, &mut chain.rules);
+        }
+        if let Some(("input", prio, policy)) = def.base {
+            let policy = if policy == "drop" {
+                Action::Drop
+            } else {
+                Action::Accept
+            };
+            let chain = out.program.chains.len();
+            let base = Base {
+                chain,
+                v4,
+                v6,
+                policy,
+            };
+            bases.push((prio, bases.len(), base));
+        }
+        out.program.chains.push(chain);
+    }
 }
 
 /// iptables-nft's tables: `filter` with its capitalised built-in chains, or

@@ -5,6 +5,10 @@
 //! and the packet's verdict is known only when they agree. Rate limits fork
 //! too, but their two sides are "normal traffic" and "above the rate",
 //! which is exactly what `rate_limited` reports.
+//!
+//! One file because the packet walk and the fold over a range share their
+//! private vocabulary (`Fate`, `Flags`, the step budget) and nothing else
+//! uses it; a third of it is the tests of both.
 
 use std::net::IpAddr;
 
@@ -93,29 +97,67 @@ pub fn packet_verdict(program: &Program, addr: IpAddr, port: u16) -> FirewallVer
 
 /// The walk's end points; `budget` is the steps left, shared by the
 /// packets of a range.
+///
+/// Each path runs through its base chain to a fate there; one accepted goes
+/// on to the next base chain on the hook, any other fate ends it. A fork
+/// leaves its other side pending.
 fn walk(program: &Program, addr: IpAddr, port: u16, budget: &mut usize) -> Vec<(Fate, Flags)> {
     let family = Family::of(addr);
-    let mut leaves = Vec::new();
-    let mut steps = 0usize;
-    let mut pending = Vec::new();
-    if let Some(first) = start(program, 0, family, Flags::default()) {
-        pending.push(first);
-    } else {
+    let Some(first) = start(program, 0, family, Flags::default()) else {
         return vec![(Fate::Accept, Flags::default())];
-    }
-    while let Some(mut st) = pending.pop() {
+    };
+    let mut walker = Walker {
+        program,
+        addr,
+        port,
+        steps: 0,
+        budget,
+        pending: vec![first],
+    };
+    let mut leaves = Vec::new();
+    while let Some(mut st) = walker.pending.pop() {
         let Some(base) = program.bases.get(st.base) else {
             leaves.push((Fate::Undecided, st.flags));
             continue;
         };
-        let fate = loop {
-            steps += 1;
-            if steps > MAX_STEPS || *budget == 0 {
-                break Fate::Undecided;
+        let fate = walker.through_base(&mut st, base.policy);
+        if fate == Fate::Accept {
+            // Accepted by this base chain: the next one on the hook runs.
+            match start(program, st.base + 1, family, st.flags) {
+                Some(next) => walker.pending.push(next),
+                None => leaves.push((Fate::Accept, st.flags)),
             }
-            *budget -= 1;
-            let Some(chain) = program.chains.get(st.chain) else {
-                break Fate::Undecided;
+        } else {
+            leaves.push((fate, st.flags));
+        }
+    }
+    leaves
+}
+
+/// One packet's walk in progress.
+struct Walker<'a> {
+    program: &'a Program,
+    addr: IpAddr,
+    port: u16,
+    /// Rules visited for this packet, over all forks.
+    steps: usize,
+    /// Steps left for the range.
+    budget: &'a mut usize,
+    /// Paths not followed yet: the other sides of forks, and paths accepted
+    /// by one base chain waiting for the next.
+    pending: Vec<State>,
+}
+
+impl Walker<'_> {
+    /// Follows `st` through its base chain (whose policy is `policy`) to
+    /// its fate there, rule by rule; out of steps, the fate is undecided.
+    fn through_base(&mut self, st: &mut State, policy: Action) -> Fate {
+        loop {
+            if !self.step() {
+                return Fate::Undecided;
+            }
+            let Some(chain) = self.program.chains.get(st.chain) else {
+                return Fate::Undecided;
             };
             let Some(rule) = chain.rules.get(st.rule) else {
                 // The end of a chain: back to the caller, or the policy.
@@ -124,55 +166,75 @@ fn walk(program: &Program, addr: IpAddr, port: u16, budget: &mut usize) -> Vec<(
                         (st.chain, st.rule) = (c, r);
                         continue;
                     }
-                    None => break policy_fate(base.policy),
+                    None => return policy_fate(policy),
                 }
             };
             st.rule += 1;
             if rule.action == Action::Continue {
                 continue;
             }
-            match rule.cond.eval(addr, port) {
+            match rule.cond.eval(self.addr, self.port) {
                 Match::No => continue,
                 Match::Yes => {}
-                Match::Maybe { unknown, over } => {
-                    let mut miss = st.clone();
-                    miss.flags.unknown |= unknown;
-                    miss.flags.over |= over == Some(false);
-                    pending.push(miss);
-                    st.flags.unknown |= unknown;
-                    st.flags.over |= over == Some(true);
-                }
+                Match::Maybe { unknown, over } => self.fork(st, unknown, over),
             }
-            match rule.action {
-                Action::Continue => {}
-                Action::Accept => break Fate::Accept,
-                Action::Drop => break Fate::Drop,
-                Action::Undecided => break Fate::Undecided,
-                Action::Return => match st.stack.pop() {
-                    Some((c, r)) => (st.chain, st.rule) = (c, r),
-                    None => break policy_fate(base.policy),
-                },
-                Action::Jump(target) => {
-                    if st.stack.len() >= MAX_DEPTH {
-                        break Fate::Undecided;
-                    }
-                    st.stack.push((st.chain, st.rule));
-                    (st.chain, st.rule) = (target, 0);
-                }
-                Action::Goto(target) => (st.chain, st.rule) = (target, 0),
+            if let Some(fate) = act(st, rule.action, policy) {
+                return fate;
             }
-        };
-        if fate == Fate::Accept {
-            // Accepted by this base chain: the next one on the hook runs.
-            match start(program, st.base + 1, family, st.flags) {
-                Some(next) => pending.push(next),
-                None => leaves.push((Fate::Accept, st.flags)),
-            }
-        } else {
-            leaves.push((fate, st.flags));
         }
     }
-    leaves
+
+    /// Counts a step against both limits; `false` when either is spent.
+    fn step(&mut self) -> bool {
+        self.steps += 1;
+        if self.steps > MAX_STEPS || *self.budget == 0 {
+            return false;
+        }
+        *self.budget -= 1;
+        true
+    }
+
+    /// A rule that may or may not match: the path where it does not is
+    /// left pending, `st` goes on as the path where it does. A rate limit
+    /// (`over`) says which side is above the rate.
+    fn fork(&mut self, st: &mut State, unknown: bool, over: Option<bool>) {
+        let mut miss = st.clone();
+        miss.flags.unknown |= unknown;
+        miss.flags.over |= over == Some(false);
+        self.pending.push(miss);
+        st.flags.unknown |= unknown;
+        st.flags.over |= over == Some(true);
+    }
+}
+
+/// A matched rule's action: the path's fate, or `None` when it goes on
+/// (after a return, jump or goto, at the rule it leads to).
+fn act(st: &mut State, action: Action, policy: Action) -> Option<Fate> {
+    match action {
+        Action::Continue => None,
+        Action::Accept => Some(Fate::Accept),
+        Action::Drop => Some(Fate::Drop),
+        Action::Undecided => Some(Fate::Undecided),
+        Action::Return => match st.stack.pop() {
+            Some((c, r)) => {
+                (st.chain, st.rule) = (c, r);
+                None
+            }
+            None => Some(policy_fate(policy)),
+        },
+        Action::Jump(target) => {
+            if st.stack.len() >= MAX_DEPTH {
+                return Some(Fate::Undecided);
+            }
+            st.stack.push((st.chain, st.rule));
+            (st.chain, st.rule) = (target, 0);
+            None
+        }
+        Action::Goto(target) => {
+            (st.chain, st.rule) = (target, 0);
+            None
+        }
+    }
 }
 
 /// The walk's state at the first base chain from `from` on that sees the
