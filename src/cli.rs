@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::agent::COLLECTORS;
+use crate::cmd::diagnose::Request;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,58 +102,7 @@ pub enum Command {
     /// Probe a site once, through the proxy and straight to the origin, and
     /// print which cause explains a 502, the evidence and the next steps.
     /// Exit code: 0 healthy, 1 a cause found, 2 usage or input error.
-    Diagnose {
-        /// The site's URL, e.g. https://www.example.com/healthz
-        url: String,
-        /// The origin server's address (IP or IP:PORT); repeat for several.
-        #[arg(long, value_name = "ADDR", required = true)]
-        origin: Vec<String>,
-        /// The proxy's address; repeat for several. Default: DNS of the URL's host.
-        #[arg(long, value_name = "ADDR")]
-        proxy: Vec<String>,
-        /// Local address the probes through the proxy leave from.
-        #[arg(long, value_name = "ADDR")]
-        source: Option<String>,
-        /// Local address the probes straight to the origin leave from.
-        /// Default: the kernel's choice, never --source: on the proxy host,
-        /// --source may be a forwarding IP, which a block also hits.
-        #[arg(long, value_name = "ADDR")]
-        origin_source: Option<String>,
-        /// Scheme straight to the origin (http or https). Default: the URL's.
-        #[arg(long, value_name = "SCHEME")]
-        origin_scheme: Option<String>,
-        /// Port straight to the origin. Default: the URL's, or the origin
-        /// scheme's own when it differs from the URL's.
-        #[arg(long, value_name = "PORT")]
-        origin_port: Option<u16>,
-        /// A PEM file of CA certificates to trust beside the system's (a
-        /// proxy or origin with a private CA).
-        #[arg(long, value_name = "FILE")]
-        ca_file: Option<PathBuf>,
-        /// HTTP requests through each proxy address, at once: a fault that
-        /// fails a share of the proxy's requests needs several to show (a
-        /// third failing shows in 3 of 20 or more, 98 times in 100).
-        #[arg(long, default_value_t = 20)]
-        requests: u32,
-        /// ICMP echoes (and TCP handshakes) per address.
-        #[arg(long, default_value_t = 10)]
-        count: u32,
-        /// How long each HTTP probe may take.
-        #[arg(long, default_value = "5s")]
-        timeout: String,
-        /// An origin agent's metrics URL, e.g. http://203.0.113.5:9502/metrics
-        #[arg(long, value_name = "URL")]
-        agent: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Text)]
-        output: Output,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
+    Diagnose(Request),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use badgateway_exporter::agent::Os;
-use badgateway_exporter::cli::{self, Cli, Command, LogLevel, Output};
+use badgateway_exporter::cli::{self, Cli, Command, LogLevel};
 use badgateway_exporter::cmd::{check_config, diagnose};
 use badgateway_exporter::server::{self, Settings};
 use badgateway_exporter::web::WebConfig;
@@ -12,44 +12,13 @@ fn main() -> ExitCode {
     let cli = cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config::run(&file),
-        Some(Command::Diagnose {
-            url,
-            origin,
-            proxy,
-            source,
-            origin_source,
-            origin_scheme,
-            origin_port,
-            ca_file,
-            requests,
-            count,
-            timeout,
-            agent,
-            output,
-        }) => {
-            let request = diagnose::Request {
-                url,
-                origin,
-                proxy,
-                source,
-                origin_source,
-                origin_scheme,
-                origin_port,
-                ca_file,
-                requests,
-                count,
-                timeout,
-                agent,
-                json: output == Output::Json,
-            };
-            match diagnose::run(request) {
-                Ok(code) => ExitCode::from(code),
-                Err(e) => {
-                    eprintln!("badgateway-exporter diagnose: {e}");
-                    ExitCode::from(2)
-                }
+        Some(Command::Diagnose(request)) => match diagnose::run(request) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("badgateway-exporter diagnose: {e}");
+                ExitCode::from(2)
             }
-        }
+        },
         None => serve(cli),
     }
 }

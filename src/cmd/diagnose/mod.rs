@@ -17,22 +17,66 @@ use crate::diagnosis::{self, AgentEvidence, Evidence};
 use crate::prober::probe::icmp::Pingers;
 use crate::prober::round::SiteProber;
 
-/// What a person asked for on the command line.
-#[derive(Clone, Debug)]
+/// What a person asked for on the command line (`diagnose --help`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct Request {
+    /// The site's URL, e.g. https://www.example.com/healthz
     pub url: String,
+    /// The origin server's address (IP or IP:PORT); repeat for several.
+    #[arg(long, value_name = "ADDR", required = true)]
     pub origin: Vec<String>,
+    /// The proxy's address; repeat for several. Default: DNS of the URL's host.
+    #[arg(long, value_name = "ADDR")]
     pub proxy: Vec<String>,
+    /// Local address the probes through the proxy leave from.
+    #[arg(long, value_name = "ADDR")]
     pub source: Option<String>,
+    /// Local address the probes straight to the origin leave from.
+    /// Default: the kernel's choice, never --source: on the proxy host,
+    /// --source may be a forwarding IP, which a block also hits.
+    #[arg(long, value_name = "ADDR")]
     pub origin_source: Option<String>,
+    /// Scheme straight to the origin (http or https). Default: the URL's.
+    #[arg(long, value_name = "SCHEME")]
     pub origin_scheme: Option<String>,
+    /// Port straight to the origin. Default: the URL's, or the origin
+    /// scheme's own when it differs from the URL's.
+    #[arg(long, value_name = "PORT")]
     pub origin_port: Option<u16>,
+    /// A PEM file of CA certificates to trust beside the system's (a
+    /// proxy or origin with a private CA).
+    #[arg(long, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// HTTP requests through each proxy address, at once: a fault that
+    /// fails a share of the proxy's requests needs several to show (a
+    /// third failing shows in 3 of 20 or more, 98 times in 100).
+    #[arg(long, default_value_t = 20)]
     pub requests: u32,
+    /// ICMP echoes (and TCP handshakes) per address.
+    #[arg(long, default_value_t = 10)]
     pub count: u32,
+    /// How long each HTTP probe may take.
+    #[arg(long, default_value = "5s")]
     pub timeout: String,
+    /// An origin agent's metrics URL, e.g. http://203.0.113.5:9502/metrics
+    #[arg(long, value_name = "URL")]
     pub agent: Option<String>,
-    pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// How the report is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+impl Request {
+    fn json(&self) -> bool {
+        self.output == Output::Json
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +94,7 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
     runtime.block_on(async move {
         let tls = crate::prober::tls::client_config(&site.tls)
             .map_err(|e| DiagnoseError::Input(e.to_string()))?;
-        let progress = report::Progress::start(&site, request.json);
+        let progress = report::Progress::start(&site, request.json());
         let prober = Arc::new(SiteProber {
             icmp: crate::config::EchoSettings {
                 enabled: true,
@@ -90,7 +134,7 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
             agent: &agent,
             icmp_available: prober.pingers.healthy(),
         };
-        if request.json {
+        if request.json() {
             println!("{}", report.json());
         } else {
             print!("{}", report.text(report::colour_wanted()));
