@@ -87,24 +87,13 @@ impl Identity {
     /// Reads and parses the chain and key: each from a file or inline PEM,
     /// not both. Key material is never quoted in an error.
     fn read(raw: &RawTls, dir: &Path, invalid: Invalid) -> Result<Identity, WebConfigError> {
-        let cert_pem = pem_source(
-            dir,
-            set(&raw.cert_file),
-            set(&raw.cert),
-            "cert_file",
-            "cert",
-            invalid,
-        )?
-        .ok_or_else(|| invalid(S, "missing one of cert_file or cert".into()))?;
-        let key_pem = pem_source(
-            dir,
-            set(&raw.key_file),
-            set(&raw.key),
-            "key_file",
-            "key",
-            invalid,
-        )?
-        .ok_or_else(|| invalid(S, "missing one of key_file or key".into()))?;
+        let required =
+            |file: &Option<String>, inline: &Option<String>, keys: (&'static str, &'static str)| {
+                pem_source(dir, set(file), set(inline), keys.0, keys.1, invalid)?
+                    .ok_or_else(|| invalid(S, format!("missing one of {} or {}", keys.0, keys.1)))
+            };
+        let cert_pem = required(&raw.cert_file, &raw.cert, ("cert_file", "cert"))?;
+        let key_pem = required(&raw.key_file, &raw.key, ("key_file", "key"))?;
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem.bytes)
             .collect::<Result<_, _>>()
             .map_err(|e| invalid(&k(cert_pem.key), format!("{}: {e}", cert_pem.shown)))?;

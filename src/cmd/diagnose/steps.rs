@@ -82,8 +82,7 @@ pub fn next_steps(f: &Finding, cx: &Context) -> Vec<String> {
         Cause::ForwardingIpBlocked => forwarding(f.reason, &w),
         Cause::OriginAbnormal => origin(f.reason, &w),
         Cause::NetworkLinkage => network(f.reason, &w),
-        Cause::Proxy => proxy(f.reason, &w),
-        Cause::Exporter => exporter(f.reason, &w),
+        Cause::Proxy | Cause::Exporter => proxy_or_exporter(f.reason, &w),
     }
 }
 
@@ -176,8 +175,11 @@ fn network(reason: Reason, w: &Words) -> Vec<String> {
     }
 }
 
-/// The proxy itself out of reach.
-fn proxy(reason: Reason, w: &Words) -> Vec<String> {
+/// What is not a 502 cause: the proxy itself out of reach, or our own view
+/// (a vantage cut off, an origin we may not probe, the proxy answering us
+/// itself). The exporter's own troubles (a target down, a collector
+/// failing) have their steps in the runbook only.
+fn proxy_or_exporter(reason: Reason, w: &Words) -> Vec<String> {
     use Reason::*;
     let Words {
         host,
@@ -191,23 +193,6 @@ fn proxy(reason: Reason, w: &Words) -> Vec<String> {
             format!("Check the proxy from here: `curl -sv -o /dev/null --resolve {host}:{port}:{proxy} '{url}'`, `nc -vz -w 5 {proxy} {port}`."),
             "Check the proxy service (its status page, its health, the DNS records that point at it, its certificate) and its account with the provider.".into(),
         ],
-        _ => Vec::new(),
-    }
-}
-
-/// Our own view: a vantage cut off, an origin we may not probe, the proxy
-/// answering us itself. The others (a target down, a collector failing)
-/// have their steps in the runbook only.
-fn exporter(reason: Reason, w: &Words) -> Vec<String> {
-    use Reason::*;
-    let Words {
-        host,
-        port,
-        url,
-        proxy,
-        ..
-    } = w;
-    match reason {
         VantageCutOff => vec![
             "Check this machine's network: `ip route` (a default route?), `ip link` (interfaces up?), `resolvectl status` or /etc/resolv.conf (a resolver?).".into(),
             "Run diagnose again from a machine whose network works, or from the proxy host.".into(),
