@@ -104,18 +104,23 @@ async fn unexpected_status_is_http_status() {
     assert_eq!(out.error, None);
 }
 
+/// A 302 to `location`, for any request.
+fn redirect_to(location: String) -> &'static str {
+    Box::leak(
+        format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n")
+            .into_boxed_str(),
+    )
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+
 #[tokio::test]
 async fn redirects_are_not_followed_unless_asked() {
-    let (target, _) =
-        server(|s, _| reply(s, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
-    let location: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{}/next\r\ncontent-length: 0\r\n\r\n",
-            target.port()
-        )
-        .into_boxed_str(),
-    );
-    let (addr, _) = server(move |s, _| reply(s, location)).await;
+    // The site's own host on another port: followed, still pinned to the
+    // path's address (the name is the site's, so is the address).
+    let (target, _) = server(|s, _| reply(s, OK)).await;
+    let hop = redirect_to(format!("http://www.example.com:{}/next", target.port()));
+    let (addr, _) = server(move |s, _| reply(s, hop)).await;
     let out = run(&site(addr.port(), "    expect_status: [\"200\"]\n")).await;
     assert_eq!(out.status, Some(302));
     assert_eq!(out.error, Some(ErrorKind::HttpStatus));
@@ -126,6 +131,93 @@ async fn redirects_are_not_followed_unless_asked() {
     .await;
     assert_eq!(out.status, Some(200), "{:?}", out.detail);
     assert_eq!(out.error, None);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_leaves_a_pinned_path_alone() {
+    // Following it by DNS would measure some other path: the redirect is
+    // the answer, judged by the expected statuses.
+    let (target, peers) = server(|s, _| reply(s, OK)).await;
+    let hop = redirect_to(format!("http://127.0.0.2:{}/elsewhere", target.port()));
+    let (addr, _) = server(move |s, _| reply(s, hop)).await;
+    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
+    assert_eq!(
+        (out.status, out.error),
+        (Some(302), None),
+        "{:?}",
+        out.detail
+    );
+    let out = run(&site(
+        addr.port(),
+        "    expect_status: [\"200\"]\n    follow_redirects: true\n",
+    ))
+    .await;
+    assert_eq!(out.status, Some(302));
+    assert_eq!(out.error, Some(ErrorKind::HttpStatus));
+    assert!(peers.lock().unwrap().is_empty(), "the other host was asked");
+}
+
+#[tokio::test]
+async fn a_redirect_loop_fails_with_its_own_kind() {
+    // A 302 to itself: a loop at once, whatever the expected statuses
+    // (3xx are expected by default).
+    let (addr, _) = server(|s, _| async move {
+        let port = s.local_addr().unwrap().port();
+        let hop = redirect_to(format!("http://www.example.com:{port}/health?x=1"));
+        reply(s, hop).await
+    })
+    .await;
+    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
+    assert_eq!(
+        out.error,
+        Some(ErrorKind::TooManyRedirects),
+        "{:?}",
+        out.detail
+    );
+    assert_eq!(out.status, Some(302));
+    let detail = out.detail.unwrap();
+    assert!(detail.starts_with("redirect loop: "), "{detail}");
+    // Two URLs sending to each other.
+    let (addr, _) = server(|s, head| async move {
+        let port = s.local_addr().unwrap().port();
+        let to = if head.starts_with("GET /a ") {
+            "/b"
+        } else {
+            "/a"
+        };
+        reply(s, redirect_to(format!("http://www.example.com:{port}{to}"))).await
+    })
+    .await;
+    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
+    assert_eq!(
+        out.error,
+        Some(ErrorKind::TooManyRedirects),
+        "{:?}",
+        out.detail
+    );
+    // A chain that never repeats ends at the limit.
+    let (addr, _) = server(|s, head| async move {
+        let port = s.local_addr().unwrap().port();
+        let n: u32 = head
+            .strip_prefix("GET /n")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        reply(
+            s,
+            redirect_to(format!("http://www.example.com:{port}/n{}", n + 1)),
+        )
+        .await
+    })
+    .await;
+    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
+    assert_eq!(
+        out.error,
+        Some(ErrorKind::TooManyRedirects),
+        "{:?}",
+        out.detail
+    );
+    assert!(out.detail.unwrap().starts_with("more than 10 redirects"));
 }
 
 #[tokio::test]

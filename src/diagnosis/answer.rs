@@ -89,12 +89,16 @@ pub fn kind(outcome: &HttpOutcome) -> Option<Kind> {
     Some(match error {
         ErrorKind::Dns
         | ErrorKind::SourceAddress
+        | ErrorKind::LocalResource
         | ErrorKind::ConnectRefused
         | ErrorKind::ConnectTimeout
         | ErrorKind::Unreachable
         | ErrorKind::NoRoute
         | ErrorKind::Tls => Kind::Unanswered,
         ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::HttpProtocol => Kind::Broken,
+        // The site answers, with redirects that lead nowhere: an answer of
+        // its own, not a gateway's.
+        ErrorKind::TooManyRedirects => Kind::Other,
         ErrorKind::HttpStatus => {
             let status = outcome.status.unwrap_or(0);
             if outcome.proxy_signature.is_some() {

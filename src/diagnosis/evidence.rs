@@ -190,7 +190,7 @@ fn target_from_round(t: &TargetResult) -> TargetEvidence {
     TargetEvidence {
         path: t.path,
         address: t.address.clone(),
-        requests: f64::from(t.requests),
+        requests: f64::from(t.requests - t.unsent),
         failures: t.failures.map(f64::from),
         forwarding_gateway: f64::from(t.forwarding[0]),
         forwarding_refused: f64::from(t.forwarding[1]),

@@ -28,8 +28,15 @@ pub const CUT_OFF_ADDRESSES: usize = 3;
 /// This prober's own network is cut off: in the latest round of every site
 /// nothing came back from any address, and every failure was this host's
 /// own (no route out, no name resolution, no source address), or at least
-/// [`CUT_OFF_ADDRESSES`] different addresses went silent together.
+/// [`CUT_OFF_ADDRESSES`] different addresses went silent together. A
+/// prober that could not open a socket for some request (out of file
+/// descriptors or ports) is cut off too, whatever else came back: its
+/// failures say nothing about the sites.
 pub fn vantage_cut_off<'a>(rounds: impl IntoIterator<Item = &'a SiteResult>) -> bool {
+    let rounds: Vec<&SiteResult> = rounds.into_iter().collect();
+    if rounds.iter().any(|r| r.out_of_sockets()) {
+        return true;
+    }
     let mut any = false;
     let mut all_local = true;
     let mut addresses = HashSet::new();

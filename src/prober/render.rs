@@ -99,7 +99,7 @@ impl ProbeFamily {
     }
 }
 
-const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in the latest round of every site nothing came back from any address, and the failures were this host's own (no route, no name resolution) or hit three addresses and more at once. Its site failures then say nothing about the sites.";
+const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in the latest round of every site nothing came back from any address, and the failures were this host's own (no route, no name resolution) or hit three addresses and more at once; or some probe could not open a socket on this host (out of file descriptors or ports). Its site failures then say nothing about the sites.";
 
 /// A site's series, one text per `ProbeFamily`.
 pub fn render(site: &str, result: &SiteResult) -> Prerendered {

@@ -26,6 +26,10 @@ pub struct TargetResult {
     /// and those that failed, by kind (indexed as `answer::Kind::ALL`).
     pub requests: u32,
     pub failures: [u32; Kind::ALL.len()],
+    /// Requests that never left this host (no socket: `local_resource`).
+    /// They fail the probe but are no evidence about the target: the
+    /// running counts leave them out.
+    pub unsent: u32,
     /// `None` when ICMP is off for the site or could not run.
     pub icmp: Option<EchoRound>,
     /// TCP handshakes to the web port: run where ICMP cannot measure the
@@ -46,7 +50,7 @@ pub struct TargetResult {
 
 impl TargetResult {
     pub fn failed_requests(&self) -> u32 {
-        self.failures.iter().sum()
+        self.failures.iter().sum::<u32>() + self.unsent
     }
 
     pub fn forwarding_failures(&self) -> u32 {
@@ -156,6 +160,11 @@ impl SiteResult {
     /// Some target answered anything in this round.
     pub fn reached_anything(&self) -> bool {
         self.targets.iter().any(TargetResult::reached)
+    }
+
+    /// Some request of this round could not get a socket on this host.
+    pub fn out_of_sockets(&self) -> bool {
+        self.targets.iter().any(|t| t.unsent > 0)
     }
 
     /// Every target failed for a reason on this host (no route, no name

@@ -210,6 +210,11 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
                 http: representative(&p.requests),
                 requests: p.requests.len() as u32,
                 failures: by_kind(&p.requests),
+                unsent: p
+                    .requests
+                    .iter()
+                    .filter(|h| h.error == Some(ErrorKind::LocalResource))
+                    .count() as u32,
                 icmp: p.icmp,
                 tcp: p.tcp,
                 icmp_silent: false,
@@ -250,10 +255,13 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
     }
 }
 
-/// A round's failed requests, by kind.
+/// A round's failed requests that left this host, by kind.
 fn by_kind(requests: &[HttpOutcome]) -> [u32; Kind::ALL.len()] {
     let mut out = [0; Kind::ALL.len()];
-    for k in requests.iter().filter_map(answer::kind) {
+    let sent = requests
+        .iter()
+        .filter(|h| h.error != Some(ErrorKind::LocalResource));
+    for k in sent.filter_map(answer::kind) {
         out[k.index()] += 1;
     }
     out
@@ -293,7 +301,7 @@ fn filtered(t: &TargetResult) -> bool {
 fn count(t: &mut TargetResult) {
     let echoes = t.path_echoes().copied().filter(|e| e.received > 0);
     let totals: &mut Totals = &mut t.totals;
-    totals.probes += u64::from(t.requests);
+    totals.probes += u64::from(t.requests - t.unsent);
     for (total, n) in totals.failures.iter_mut().zip(t.failures) {
         *total += u64::from(n);
     }

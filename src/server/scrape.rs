@@ -1,7 +1,7 @@
 //! What a scrape exposes: the exporter's own metrics (a `prometheus`
 //! registry, set as things happen), the origin agent's collectors, the
-//! success of every collector (the agent's and the prober's ICMP sockets,
-//! reported the same way), and the prober's pre-rendered series.
+//! success of every collector (the agent's, and the prober's HTTP and ICMP
+//! sockets, reported the same way), and the prober's pre-rendered series.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -96,6 +96,15 @@ impl Exposition {
         let mut out = Vec::with_capacity(size + 8 * 1024);
         let mut families = self.registry.gather();
         let mut runs = Vec::new();
+        if !sites.is_empty() {
+            // The probes' own sockets: 0 while some request of a latest
+            // round could not get one (out of file descriptors or ports).
+            runs.push(CollectorRun {
+                name: "probes",
+                ok: !sites.iter().any(|s| s.result.out_of_sockets()),
+                seconds: None,
+            });
+        }
         if self.icmp_in_use.load(Ordering::Relaxed) {
             runs.push(CollectorRun {
                 name: "icmp",

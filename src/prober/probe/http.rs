@@ -53,15 +53,20 @@ pub async fn probe(
     let mut url = first.clone();
     let mut host_header = authority(&site.url);
     let mut resolved = None;
-    let mut redirects = 0;
+    let mut visited = vec![first.clone()];
     let mut cert_not_after = None;
     let result = loop {
-        // A redirect to another authority leaves the pinned address behind:
-        // a hosts-file entry only binds the one name.
+        // The first authority keeps the path's address and port; another
+        // scheme or port of the same host keeps the address (a hosts-file
+        // entry binds the name, whatever the port).
         let same = same_authority(&url, &first);
         let pinned = match destination {
             Destination::Pinned(addr) if same => Some(addr.socket_addr(site.port_on(path))),
-            _ => None,
+            Destination::Pinned(addr) => Some(SocketAddr::new(
+                addr.ip,
+                url.port_or_known_default().unwrap_or(80),
+            )),
+            Destination::Dns => None,
         };
         if !same {
             host_header = authority(&url);
@@ -79,18 +84,21 @@ pub async fn probe(
             Ok(answer) => {
                 resolved = Some(answer.peer);
                 cert_not_after = answer.cert_not_after.or(cert_not_after);
-                match &answer.location {
-                    Some(next) if site.follow_redirects && redirects < MAX_REDIRECTS => {
-                        match url.join(next) {
-                            Ok(next) if matches!(next.scheme(), "http" | "https") => {
-                                redirects += 1;
-                                url = next;
-                                continue;
-                            }
-                            _ => break Ok(answer),
-                        }
+                let next = match &answer.location {
+                    Some(location) if site.follow_redirects => url.join(location).ok(),
+                    _ => None,
+                };
+                match redirect(next, &visited, destination) {
+                    Redirect::Follow(next) => {
+                        visited.push(next.clone());
+                        url = next;
                     }
-                    _ => break Ok(answer),
+                    Redirect::Stop => break Ok(answer),
+                    Redirect::Fail(detail) => {
+                        let mut f = Failure::new(ErrorKind::TooManyRedirects, detail);
+                        f.status = Some(answer.status);
+                        break Err(f);
+                    }
                 }
             }
             Err(failure) => {
@@ -131,6 +139,7 @@ fn judge(site: &Site, result: Result<Answer, Failure>) -> HttpOutcome {
             outcome.proxy_signature = crate::diagnosis::answer::proxy_signature(&carried);
         }
         Err(failure) => {
+            outcome.status = failure.status;
             outcome.error = Some(failure.kind);
             outcome.detail = Some(failure.detail);
         }
@@ -159,6 +168,45 @@ fn authority(url: &url::Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host.to_owned(),
     }
+}
+
+/// What to do with an answer's redirect.
+enum Redirect {
+    Follow(url::Url),
+    /// Not followed: the redirect is the answer, judged by its status.
+    Stop,
+    /// A loop, or too many: the probe fails.
+    Fail(String),
+}
+
+/// Redirects are followed (when the site asks) to http and https URLs of
+/// the site's own host, which stay pinned to the path's address; on a
+/// pinned path, a redirect to another host is not followed, since the
+/// pinned address serves only the site's name and DNS would lead the probe
+/// off the path it measures. A URL visited before is a loop; more than
+/// `MAX_REDIRECTS` fail too.
+fn redirect(next: Option<url::Url>, visited: &[url::Url], destination: Destination) -> Redirect {
+    let Some(next) = next.filter(|n| matches!(n.scheme(), "http" | "https")) else {
+        return Redirect::Stop;
+    };
+    let first = &visited[0];
+    if matches!(destination, Destination::Pinned(_)) && next.host_str() != first.host_str() {
+        return Redirect::Stop;
+    }
+    if let Some(at) = visited.iter().position(|v| *v == next) {
+        let chain: Vec<&str> = visited[at..].iter().map(url::Url::as_str).collect();
+        return Redirect::Fail(format!(
+            "redirect loop: {} -> {}",
+            chain.join(" -> "),
+            next.as_str()
+        ));
+    }
+    if visited.len() > MAX_REDIRECTS {
+        return Redirect::Fail(format!(
+            "more than {MAX_REDIRECTS} redirects, the last to {next}"
+        ));
+    }
+    Redirect::Follow(next)
 }
 
 fn same_authority(a: &url::Url, b: &url::Url) -> bool {
@@ -202,6 +250,8 @@ const BODY_KEPT: usize = 4096;
 struct Failure {
     kind: ErrorKind,
     detail: String,
+    /// The status of the last answer, where there was one (a redirect).
+    status: Option<u16>,
     peer: Option<IpAddr>,
     /// A handshake that failed on an expired certificate says when.
     cert_not_after: Option<SystemTime>,
@@ -212,6 +262,7 @@ impl Failure {
         Failure {
             kind,
             detail: detail.into(),
+            status: None,
             peer: None,
             cert_not_after: None,
         }
@@ -243,10 +294,12 @@ impl Hop<'_> {
                             ))
                         }
                         Ok(Err(e)) => {
-                            return Err(Failure::new(
-                                ErrorKind::Dns,
-                                format!("resolving {host}: {e}"),
-                            ))
+                            let kind = if out_of_resources(&e) {
+                                ErrorKind::LocalResource
+                            } else {
+                                ErrorKind::Dns
+                            };
+                            return Err(Failure::new(kind, format!("resolving {host}: {e}")));
                         }
                         Ok(Ok(mut addrs)) => match addrs.next() {
                             Some(a) => a,
@@ -297,7 +350,7 @@ impl Hop<'_> {
             SocketAddr::V4(_) => TcpSocket::new_v4(),
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }
-        .map_err(|e| Failure::new(ErrorKind::ConnectRefused, format!("socket: {e}")))?;
+        .map_err(|e| Failure::new(ErrorKind::LocalResource, format!("opening a socket: {e}")))?;
         if let Some(source) = self.source {
             socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
                 Failure::new(
@@ -315,7 +368,7 @@ impl Hop<'_> {
                 format!("no answer from {peer} within the timeout"),
             )),
             Ok(Err(e)) => Err(Failure::new(
-                connect_error_kind(&e),
+                connect_error_kind(&e, self.source.is_some()),
                 format!("connecting to {peer}: {e}"),
             )),
             Ok(Ok(stream)) => {
@@ -531,7 +584,14 @@ fn add(slot: &mut Option<Duration>, d: Duration) {
     *slot = Some(slot.unwrap_or_default() + d);
 }
 
-fn connect_error_kind(e: &io::Error) -> ErrorKind {
+/// The kernel refused this host's own resources: file descriptors (EMFILE,
+/// ENFILE), buffers (ENOBUFS) or memory (ENOMEM).
+fn out_of_resources(e: &io::Error) -> bool {
+    const CODES: [i32; 4] = [24, 23, 105, 12];
+    e.raw_os_error().is_some_and(|c| CODES.contains(&c))
+}
+
+fn connect_error_kind(e: &io::Error, bound: bool) -> ErrorKind {
     // ENETUNREACH: this host's routing table has no way there (its link or
     // default route is gone). EHOSTUNREACH, EHOSTDOWN: a router, or the
     // neighbour lookup, said there is no way to that host.
@@ -541,7 +601,10 @@ fn connect_error_kind(e: &io::Error) -> ErrorKind {
         io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
         io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
         io::ErrorKind::ConnectionReset => ErrorKind::Reset,
-        io::ErrorKind::AddrNotAvailable => ErrorKind::SourceAddress,
+        // Without a source address of ours, no free local port.
+        io::ErrorKind::AddrNotAvailable if bound => ErrorKind::SourceAddress,
+        io::ErrorKind::AddrNotAvailable => ErrorKind::LocalResource,
+        _ if out_of_resources(e) => ErrorKind::LocalResource,
         _ if e.raw_os_error() == Some(NO_ROUTE) => ErrorKind::NoRoute,
         _ if e.raw_os_error().is_some_and(|c| UNREACHABLE.contains(&c)) => ErrorKind::Unreachable,
         // Anything else the kernel says about a connect means we did not

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     Dns,
     /// The source address could not be bound.
     SourceAddress,
+    /// This host could not open a socket for the probe (out of file
+    /// descriptors, memory or local ports): the request never left it.
+    LocalResource,
     /// TCP connect answered with RST.
     ConnectRefused,
     /// TCP connect got no answer before the deadline.
@@ -38,12 +41,16 @@ pub enum ErrorKind {
     HttpProtocol,
     /// A complete answer, but its status is not an expected one.
     HttpStatus,
+    /// Redirects were followed until they came back to a URL already
+    /// visited, or past the limit.
+    TooManyRedirects,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Dns,
         ErrorKind::SourceAddress,
+        ErrorKind::LocalResource,
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Unreachable,
@@ -53,6 +60,7 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::HttpProtocol,
         ErrorKind::HttpStatus,
+        ErrorKind::TooManyRedirects,
     ];
 
     pub fn from_name(name: &str) -> Option<ErrorKind> {
@@ -63,6 +71,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Dns => "dns",
             ErrorKind::SourceAddress => "source_address",
+            ErrorKind::LocalResource => "local_resource",
             ErrorKind::ConnectRefused => "connect_refused",
             ErrorKind::ConnectTimeout => "connect_timeout",
             ErrorKind::Unreachable => "unreachable",
@@ -72,6 +81,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::HttpProtocol => "http_protocol",
             ErrorKind::HttpStatus => "http_status",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
         }
     }
 
@@ -88,11 +98,14 @@ impl ErrorKind {
     }
 
     /// True when the failure is this host's own: no route out, no name
-    /// resolution, a source address it does not have.
+    /// resolution, a source address it does not have, no socket.
     pub fn is_local(self) -> bool {
         matches!(
             self,
-            ErrorKind::NoRoute | ErrorKind::Dns | ErrorKind::SourceAddress
+            ErrorKind::NoRoute
+                | ErrorKind::Dns
+                | ErrorKind::SourceAddress
+                | ErrorKind::LocalResource
         )
     }
 
@@ -104,6 +117,7 @@ impl ErrorKind {
             self,
             ErrorKind::Dns
                 | ErrorKind::SourceAddress
+                | ErrorKind::LocalResource
                 | ErrorKind::ConnectTimeout
                 | ErrorKind::Unreachable
                 | ErrorKind::NoRoute
