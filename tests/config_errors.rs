@@ -110,7 +110,8 @@ fn billion_laughs() -> String {
 /// Every bad file, section by section.
 fn cases() -> Vec<Case> {
     [
-        syntax_and_shape_cases(),
+        syntax_and_type_cases(),
+        key_and_document_cases(),
         nesting_and_alias_limit_cases(),
         refused_before_parsing_cases(),
         probe_section_cases(),
@@ -127,8 +128,8 @@ fn cases() -> Vec<Case> {
     .collect()
 }
 
-/// YAML syntax, wrong types, unknown and duplicate keys: stopped by serde_norway.
-fn syntax_and_shape_cases() -> Vec<Case> {
+/// YAML syntax and wrong types: stopped by serde_norway.
+fn syntax_and_type_cases() -> Vec<Case> {
     vec![
         case(
             "yaml syntax error: unclosed flow sequence",
@@ -168,6 +169,13 @@ fn syntax_and_shape_cases() -> Vec<Case> {
                 "mapping with the keys `probe`, `sites` and `agent`",
             ],
         ),
+    ]
+}
+
+/// Unknown and duplicate keys, more than one document: stopped by
+/// serde_norway.
+fn key_and_document_cases() -> Vec<Case> {
+    vec![
         case(
             "unknown top-level key",
             "prob:\n  interval: 15s\n",
