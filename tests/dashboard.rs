@@ -940,40 +940,40 @@ fn sample_series(agent: &str) -> Vec<(String, &'static str)> {
 fn panel_expectations(d: &Value, agent: &str) -> Vec<(String, Vec<(String, f64)>)> {
     vec![
         (
-            panel_expr(&d, "Cause history", "A"),
+            panel_expr(d, "Cause history", "A"),
             vec![("{}".into(), 2.0)],
         ),
         (
-            panel_expr(&d, "Cause history", "B"),
+            panel_expr(d, "Cause history", "B"),
             vec![("{}".into(), 1.0)],
         ),
         (
-            panel_expr(&d, "Cause history", "C"),
+            panel_expr(d, "Cause history", "C"),
             vec![("{}".into(), 0.0)],
         ),
         (
-            panel_expr(&d, "Origin CPU usage", "A"),
+            panel_expr(d, "Origin CPU usage", "A"),
             vec![
                 (format!(r#"{{{agent}, site="shop"}}"#), 0.95),
                 (format!(r#"{{{agent}, site="blog"}}"#), 0.95),
             ],
         ),
         (
-            panel_expr(&d, "Firewall verdict per forwarding range", "A"),
+            panel_expr(d, "Firewall verdict per forwarding range", "A"),
             vec![
                 (format!(r#"{{{agent}, range="198.51.100.0/24"}}"#), 3.0),
                 (format!(r#"{{{agent}, range="203.0.113.0/24"}}"#), 0.0),
             ],
         ),
         (
-            panel_expr(&d, "Share of responses refused: forwarding vs other", "A"),
+            panel_expr(d, "Share of responses refused: forwarding vs other", "A"),
             vec![
                 (format!(r#"{{{agent}, class="forwarding"}}"#), 0.5),
                 (format!(r#"{{{agent}, class="other"}}"#), 0.0),
             ],
         ),
         (
-            panel_expr(&d, "Share of vantages where the site works", "A"),
+            panel_expr(d, "Share of vantages where the site works", "A"),
             vec![
                 (r#"{site="shop", path="proxy"}"#.into(), 0.5),
                 (r#"{site="shop", path="origin"}"#.into(), 1.0),
