@@ -159,14 +159,37 @@ fn memory_load_and_interfaces() {
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(500));
     // eth0 received 400,000 more bytes; sent nothing more.
-    let dev = fs::read_to_string(root.join("net/dev")).unwrap();
-    fs::write(
-        root.join("net/dev"),
-        dev.replace("eth0: 154997291", "eth0: 155397291"),
-    )
-    .unwrap();
+    eth0_received(&root, "eth0: 154997291", "eth0: 155397291");
     let m = scrape(&s);
     let elapsed = started.elapsed().as_secs_f64();
+    check_memory_and_load(&m, &root);
+    check_eth0_counters_and_usage(&m, elapsed);
+    // Then a full link: 1,000,000 bytes more over less than a second.
+    std::thread::sleep(Duration::from_millis(200));
+    eth0_received(&root, "eth0: 155397291", "eth0: 156397291");
+    let m = scrape(&s);
+    let held = |m: &Scrape, direction: &str| {
+        m.get(
+            "badgateway_network_saturated_seconds",
+            &[("interface", "eth0"), ("direction", direction)],
+        )
+    };
+    assert!(
+        held(&m, "receive").is_some_and(|h| h > 0.0),
+        "{:?}",
+        held(&m, "receive")
+    );
+    assert_eq!(held(&m, "transmit"), Some(0.0));
+}
+
+/// Move eth0's received bytes in the fixture's net/dev from `from` to `to`.
+fn eth0_received(root: &Path, from: &str, to: &str) {
+    let dev = fs::read_to_string(root.join("net/dev")).unwrap();
+    fs::write(root.join("net/dev"), dev.replace(from, to)).unwrap();
+}
+
+/// Memory usage and load, as the fixture's meminfo and loadavg say.
+fn check_memory_and_load(m: &Scrape, root: &Path) {
     // MemTotal 24684084 kB, MemAvailable 24048968 kB.
     let mem = m.get("badgateway_host_memory_usage_ratio", &[]).unwrap();
     assert!(
@@ -181,6 +204,11 @@ fn memory_load_and_interfaces() {
         .parse()
         .unwrap();
     assert!((m.get("badgateway_host_load1", &[]).unwrap() - load).abs() < 1e-6);
+}
+
+/// eth0's bytes, capacity and usage after it received 400,000 bytes in
+/// `elapsed` seconds; no other interface is reported.
+fn check_eth0_counters_and_usage(m: &Scrape, elapsed: f64) {
     assert_eq!(
         m.get(
             "badgateway_network_receive_bytes_total",
@@ -220,27 +248,6 @@ fn memory_load_and_interfaces() {
         ),
         Some(0.0)
     );
-    // Then a full link: 1,000,000 bytes more over less than a second.
-    std::thread::sleep(Duration::from_millis(200));
-    let dev = fs::read_to_string(root.join("net/dev")).unwrap();
-    fs::write(
-        root.join("net/dev"),
-        dev.replace("eth0: 155397291", "eth0: 156397291"),
-    )
-    .unwrap();
-    let m = scrape(&s);
-    let held = |m: &Scrape, direction: &str| {
-        m.get(
-            "badgateway_network_saturated_seconds",
-            &[("interface", "eth0"), ("direction", direction)],
-        )
-    };
-    assert!(
-        held(&m, "receive").is_some_and(|h| h > 0.0),
-        "{:?}",
-        held(&m, "receive")
-    );
-    assert_eq!(held(&m, "transmit"), Some(0.0));
 }
 
 #[test]
@@ -404,43 +411,11 @@ fn agent_counts_connections_on_a_real_origin() {
         Some(&lab.origin.name),
         format!("{ORIGIN_IP}:80").parse().unwrap(),
     );
-    let config = lab.dir.path().join("agent.yml");
-    fs::write(
-        &config,
-        format!("agent:\n  sites: [shop]\n  forwarding_ranges: [{PROXY_IP}/32]\n  web_ports: [80, 443]\n"),
-    )
-    .unwrap();
-    let log = lab.dir.path().join("agent.log");
-    let _agent = lab.origin.spawn(
-        &[
-            BIN,
-            "--config",
-            &config.to_string_lossy(),
-            "--web.listen-address",
-            "127.0.0.1:9502",
-        ],
-        &log,
-    );
     let listen = "127.0.0.1:9502".parse().unwrap();
-    lab.origin.wait_listening(listen);
+    let (_agent, log) = start_origin_agent(&lab, listen);
     let _from_proxy = hold_connections(&lab.proxy, 7);
     let _from_vantage = hold_connections(&lab.vantage, 4);
-    // Until the proxy's connections are counted; the assertions below say
-    // what is missing if they never are.
-    let mut m = Scrape::default();
-    wait::poll(Duration::from_secs(10), Duration::from_millis(100), || {
-        let text = lab
-            .origin
-            .http_get(listen, "/metrics")
-            .map(|r| r.1)
-            .unwrap_or_default();
-        m = Scrape::parse(&text);
-        let forwarding = m.get(
-            "badgateway_connections",
-            &[("class", "forwarding"), ("port", "80")],
-        );
-        (forwarding == Some(7.0)).then_some(())
-    });
+    let m = scrape_until_forwarding_counted(&lab, listen, 7.0);
     assert_eq!(
         m.get(
             "badgateway_connections",
@@ -479,4 +454,53 @@ fn agent_counts_connections_on_a_real_origin() {
         );
     }
     let _ = VANTAGE_IP;
+}
+
+/// The binary as an agent on the origin host, the proxy's address its
+/// forwarding range, web ports 80 and 443, on `listen`; and its log.
+fn start_origin_agent(lab: &Lab, listen: std::net::SocketAddr) -> (common::Proc, PathBuf) {
+    let config = lab.dir.path().join("agent.yml");
+    fs::write(
+        &config,
+        format!("agent:\n  sites: [shop]\n  forwarding_ranges: [{PROXY_IP}/32]\n  web_ports: [80, 443]\n"),
+    )
+    .unwrap();
+    let log = lab.dir.path().join("agent.log");
+    let agent = lab.origin.spawn(
+        &[
+            BIN,
+            "--config",
+            &config.to_string_lossy(),
+            "--web.listen-address",
+            &listen.to_string(),
+        ],
+        &log,
+    );
+    lab.origin.wait_listening(listen);
+    (agent, log)
+}
+
+/// The agent's metrics once it counts `forwarding` connections to port
+/// 80, or after 10 s; the caller's assertions say what is missing if they
+/// never are.
+fn scrape_until_forwarding_counted(
+    lab: &Lab,
+    listen: std::net::SocketAddr,
+    forwarding: f64,
+) -> Scrape {
+    let mut m = Scrape::default();
+    wait::poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        let text = lab
+            .origin
+            .http_get(listen, "/metrics")
+            .map(|r| r.1)
+            .unwrap_or_default();
+        m = Scrape::parse(&text);
+        let counted = m.get(
+            "badgateway_connections",
+            &[("class", "forwarding"), ("port", "80")],
+        );
+        (counted == Some(forwarding)).then_some(())
+    });
+    m
 }

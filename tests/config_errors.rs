@@ -107,9 +107,30 @@ fn billion_laughs() -> String {
     text
 }
 
+/// Every bad file, section by section.
 fn cases() -> Vec<Case> {
+    [
+        syntax_and_type_cases(),
+        key_and_document_cases(),
+        nesting_and_alias_limit_cases(),
+        refused_before_parsing_cases(),
+        probe_section_cases(),
+        site_address_cases(),
+        site_url_name_status_and_timing_cases(),
+        site_source_origin_and_proxy_cases(),
+        site_request_and_tls_cases(),
+        agent_range_and_port_cases(),
+        agent_interface_label_and_process_cases(),
+        agent_access_log_and_firewall_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// YAML syntax and wrong types: stopped by serde_norway.
+fn syntax_and_type_cases() -> Vec<Case> {
     vec![
-        // ---- stopped by serde_norway: syntax and shape --------------------
         case(
             "yaml syntax error: unclosed flow sequence",
             "probe:\n  interval: 15s\nsites: [\n  {name: shop\n",
@@ -126,7 +147,12 @@ fn cases() -> Vec<Case> {
             "wrong type: string for count",
             "probe:\n  icmp:\n    count: ten\n",
             Some((3, 12)),
-            &["probe.icmp.count", "invalid type", "\"ten\"", "expected an integer"],
+            &[
+                "probe.icmp.count",
+                "invalid type",
+                "\"ten\"",
+                "expected an integer",
+            ],
         ),
         case(
             "wrong type: list for a site",
@@ -138,25 +164,47 @@ fn cases() -> Vec<Case> {
             "top level is a list",
             "- a\n- b\n",
             Some((1, 1)),
-            &["invalid type: sequence", "mapping with the keys `probe`, `sites` and `agent`"],
+            &[
+                "invalid type: sequence",
+                "mapping with the keys `probe`, `sites` and `agent`",
+            ],
         ),
+    ]
+}
+
+/// Unknown and duplicate keys, more than one document: stopped by
+/// serde_norway.
+fn key_and_document_cases() -> Vec<Case> {
+    vec![
         case(
             "unknown top-level key",
             "prob:\n  interval: 15s\n",
             Some((1, 1)),
-            &["unknown field `prob`", "expected one of", "did you mean `probe`?"],
+            &[
+                "unknown field `prob`",
+                "expected one of",
+                "did you mean `probe`?",
+            ],
         ),
         case(
             "misspelt key inside a site",
             site_with("    timout: 3s\n"),
             Some((5, 5)),
-            &["sites[0]", "unknown field `timout`", "did you mean `timeout`?"],
+            &[
+                "sites[0]",
+                "unknown field `timout`",
+                "did you mean `timeout`?",
+            ],
         ),
         case(
             "unknown key in agent",
             "agent:\n  web_port: [80]\n",
             Some((2, 3)),
-            &["agent", "unknown field `web_port`", "did you mean `web_ports`?"],
+            &[
+                "agent",
+                "unknown field `web_port`",
+                "did you mean `web_ports`?",
+            ],
         ),
         case(
             "duplicate key",
@@ -170,6 +218,12 @@ fn cases() -> Vec<Case> {
             Some((2, 1)),
             &["second YAML document", "single document"],
         ),
+    ]
+}
+
+/// Deep nesting and alias bombs: stopped by the parser's limits.
+fn nesting_and_alias_limit_cases() -> Vec<Case> {
+    vec![
         case(
             "deep nesting",
             format!("sites: {}{}\n", "[".repeat(200), "]".repeat(200)),
@@ -216,7 +270,12 @@ fn cases() -> Vec<Case> {
                 &["aliases expand to more than 1000000 values", "alias bomb"],
             )
         },
-        // ---- refused before parsing ----------------------------------------
+    ]
+}
+
+/// Binary, oversized and empty files: refused before parsing.
+fn refused_before_parsing_cases() -> Vec<Case> {
+    vec![
         case(
             "binary junk with NUL",
             b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe\x03\x00>\x00".to_vec(),
@@ -243,12 +302,22 @@ fn cases() -> Vec<Case> {
             &["config file is empty"],
         ),
         case("only null", "~\n", None, &["config file is empty"]),
-        // ---- semantic: probe ----------------------------------------------
+    ]
+}
+
+/// The `probe` section: durations, counts and limits.
+fn probe_section_cases() -> Vec<Case> {
+    vec![
         case(
             "bad duration",
             "probe:\n  interval: fast\n",
             Some((2, 13)),
-            &["probe.interval", "invalid duration \"fast\"", "not a duration", "15s"],
+            &[
+                "probe.interval",
+                "invalid duration \"fast\"",
+                "not a duration",
+                "15s",
+            ],
         ),
         case(
             "bare-number duration",
@@ -280,7 +349,18 @@ fn cases() -> Vec<Case> {
             Some((2, 21)),
             &["probe.body_limit_bytes", "100000000", "64 MiB"],
         ),
-        // ---- semantic: sites ----------------------------------------------
+        case(
+            "tcp count out of range",
+            "probe:\n  tcp: {count: 0}\n",
+            Some((2, 16)),
+            &["probe.tcp.count", "out of range"],
+        ),
+    ]
+}
+
+/// Sites: origin addresses and required keys.
+fn site_address_cases() -> Vec<Case> {
+    vec![
         case(
             "bad IP address",
             "sites:\n  - name: shop\n    url: https://www.example.com/\n    origin: [203.0.113.300]\n",
@@ -329,6 +409,12 @@ fn cases() -> Vec<Case> {
             Some((2, 5)),
             &["sites[0]", "missing required key `name`"],
         ),
+    ]
+}
+
+/// Sites: URL, name, expected status and timing.
+fn site_url_name_status_and_timing_cases() -> Vec<Case> {
+    vec![
         case(
             "url with ftp scheme",
             "sites:\n  - name: shop\n    url: ftp://www.example.com/\n    origin: [203.0.113.5]\n",
@@ -383,11 +469,21 @@ fn cases() -> Vec<Case> {
             Some((5, 15)),
             &["sites[0].interval", "timeout 5s (from probe.timeout) is longer than interval 2s"],
         ),
+    ]
+}
+
+/// Sites: source addresses, origin scheme and port, proxy requests.
+fn site_source_origin_and_proxy_cases() -> Vec<Case> {
+    vec![
         case(
             "bad source address",
             site_with("    source_address: 198.51.100.20:80\n"),
             Some((5, 21)),
-            &["sites[0].source_address", "\"198.51.100.20:80\"", "IP address"],
+            &[
+                "sites[0].source_address",
+                "\"198.51.100.20:80\"",
+                "IP address",
+            ],
         ),
         case(
             "bad origin source address",
@@ -414,17 +510,17 @@ fn cases() -> Vec<Case> {
             &["sites[0].origin_port", "port 0"],
         ),
         case(
-            "tcp count out of range",
-            "probe:\n  tcp: {count: 0}\n",
-            Some((2, 16)),
-            &["probe.tcp.count", "out of range"],
-        ),
-        case(
             "proxy requests out of range",
             site_with("    proxy_requests: 101\n"),
             Some((5, 21)),
             &["sites[0].proxy_requests", "1 to 100"],
         ),
+    ]
+}
+
+/// Sites: method, headers and TLS.
+fn site_request_and_tls_cases() -> Vec<Case> {
+    vec![
         case(
             "unsupported method",
             site_with("    method: POST\n"),
@@ -435,7 +531,10 @@ fn cases() -> Vec<Case> {
             "header name with a space",
             site_with("    headers:\n      X Probe: \"1\"\n"),
             Some((6, 7)),
-            &["sites[0].headers.\"X Probe\"", "invalid header name \"X Probe\""],
+            &[
+                "sites[0].headers.\"X Probe\"",
+                "invalid header name \"X Probe\"",
+            ],
         ),
         case(
             "Host header",
@@ -453,20 +552,37 @@ fn cases() -> Vec<Case> {
             "missing CA file",
             site_with("    tls:\n      ca_file: /nonexistent/badgateway/ca.pem\n"),
             Some((6, 16)),
-            &["sites[0].tls.ca_file", "\"/nonexistent/badgateway/ca.pem\"", "does not exist"],
+            &[
+                "sites[0].tls.ca_file",
+                "\"/nonexistent/badgateway/ca.pem\"",
+                "does not exist",
+            ],
         ),
         case(
             "bad server name",
             site_with("    tls: {server_name: \"www example com\"}\n"),
             Some((5, 24)),
-            &["sites[0].tls.server_name", "\"www example com\"", "DNS name"],
+            &[
+                "sites[0].tls.server_name",
+                "\"www example com\"",
+                "DNS name",
+            ],
         ),
-        // ---- semantic: agent ----------------------------------------------
+    ]
+}
+
+/// The `agent` section: forwarding ranges and web ports.
+fn agent_range_and_port_cases() -> Vec<Case> {
+    vec![
         case(
             "bad CIDR",
             "agent:\n  forwarding_ranges: [198.51.100.0/33]\n",
             Some((2, 23)),
-            &["agent.forwarding_ranges[0]", "\"198.51.100.0/33\"", "prefix length"],
+            &[
+                "agent.forwarding_ranges[0]",
+                "\"198.51.100.0/33\"",
+                "prefix length",
+            ],
         ),
         case(
             "CIDR with host bits",
@@ -478,13 +594,21 @@ fn cases() -> Vec<Case> {
             "not a CIDR",
             "agent:\n  forwarding_ranges:\n    - proxy.example.com\n",
             Some((3, 7)),
-            &["agent.forwarding_ranges[0]", "\"proxy.example.com\"", "CIDR"],
+            &[
+                "agent.forwarding_ranges[0]",
+                "\"proxy.example.com\"",
+                "CIDR",
+            ],
         ),
         case(
             "port 70000 in web_ports",
             "agent:\n  web_ports: [80, 70000]\n",
             Some((2, 19)),
-            &["agent.web_ports[1]", "port 70000 is out of range", "1-65535"],
+            &[
+                "agent.web_ports[1]",
+                "port 70000 is out of range",
+                "1-65535",
+            ],
         ),
         case(
             "duplicate web port",
@@ -498,11 +622,21 @@ fn cases() -> Vec<Case> {
             Some((2, 14)),
             &["agent.web_ports", "at least one port"],
         ),
+    ]
+}
+
+/// The `agent` section: interface capacities, site labels, processes.
+fn agent_interface_label_and_process_cases() -> Vec<Case> {
+    vec![
         case(
             "bad capacity",
             "agent:\n  interfaces:\n    eth0: {capacity: fast}\n",
             Some((3, 22)),
-            &["agent.interfaces.eth0.capacity", "invalid capacity \"fast\"", "1Gbit"],
+            &[
+                "agent.interfaces.eth0.capacity",
+                "invalid capacity \"fast\"",
+                "1Gbit",
+            ],
         ),
         case(
             "capacity without unit",
@@ -528,6 +662,12 @@ fn cases() -> Vec<Case> {
             Some((2, 15)),
             &["agent.processes[0]", "without '/'"],
         ),
+    ]
+}
+
+/// The `agent` section: access log format and firewall mode.
+fn agent_access_log_and_firewall_cases() -> Vec<Case> {
+    vec![
         case(
             "custom log format without $status",
             "agent:\n  access_log: {path: /var/log/a.log, format: '$remote_addr $request'}\n",
@@ -698,34 +838,47 @@ fn addr(text: &str) -> Address {
 #[test]
 fn full_example_values() {
     let dir = fixtures();
+    let config = load_full_example(&dir);
+    assert_eq!(config.probe, full_example_probe());
+    let shop = &config.sites[0];
+    assert_eq!(shop, &full_example_shop(&dir));
+    check_shop_host_scheme_and_ports(shop);
+    check_api_takes_the_defaults(&config.sites[1]);
+    assert_eq!(config.agent.expect("agent section"), full_example_agent());
+}
+
+/// tests/fixtures/config/full.yml, every key set, with its CA path filled in.
+fn load_full_example(dir: &Path) -> Config {
     let text = std::fs::read_to_string(dir.join("full.yml"))
         .unwrap()
         .replace("@FIXTURES@", &dir.display().to_string());
     let file = write_temp(text.as_bytes());
-    let config = Config::load(file.path()).unwrap_or_else(|e| panic!("{e}"));
+    Config::load(file.path()).unwrap_or_else(|e| panic!("{e}"))
+}
 
-    assert_eq!(
-        config.probe,
-        ProbeDefaults {
-            interval: Duration::from_secs(20),
-            timeout: Duration::from_secs(4),
-            icmp: EchoSettings {
-                enabled: false,
-                count: 5,
-                interval: Duration::from_secs(1),
-            },
-            tcp: EchoSettings {
-                enabled: true,
-                count: 4,
-                interval: Duration::from_millis(300),
-            },
-            proxy_requests: 5,
-            body_limit_bytes: 131_072,
-        }
-    );
+/// The example's `probe` section.
+fn full_example_probe() -> ProbeDefaults {
+    ProbeDefaults {
+        interval: Duration::from_secs(20),
+        timeout: Duration::from_secs(4),
+        icmp: EchoSettings {
+            enabled: false,
+            count: 5,
+            interval: Duration::from_secs(1),
+        },
+        tcp: EchoSettings {
+            enabled: true,
+            count: 4,
+            interval: Duration::from_millis(300),
+        },
+        proxy_requests: 5,
+        body_limit_bytes: 131_072,
+    }
+}
 
-    let shop = &config.sites[0];
-    let expected_shop = Site {
+/// The example's first site, `shop`, with every key set.
+fn full_example_shop(dir: &Path) -> Site {
+    Site {
         name: "shop".into(),
         url: "https://www.example.com:8443/healthz?full=1"
             .parse()
@@ -784,8 +937,11 @@ fn full_example_values() {
         icmp: true,
         proxy_requests: 2,
         body_limit_bytes: 131_072,
-    };
-    assert_eq!(shop, &expected_shop);
+    }
+}
+
+/// What `shop` derives: host, port and scheme on each path, statuses.
+fn check_shop_host_scheme_and_ports(shop: &Site) {
     assert_eq!(shop.host(), "www.example.com");
     assert_eq!(shop.port(), 8443);
     // Straight to the origin: http on origin_port, unless the address has
@@ -802,9 +958,10 @@ fn full_example_values() {
     );
     assert!(shop.status_expected(301) && !shop.status_expected(404));
     assert_eq!(shop.proxy[3].to_string(), "[2001:db8::11]:9443");
+}
 
-    // Everything the second site leaves out comes from the defaults.
-    let api = &config.sites[1];
+/// Everything the second site, `api.v2`, leaves out comes from the defaults.
+fn check_api_takes_the_defaults(api: &Site) {
     assert_eq!(api.name, "api.v2");
     assert_eq!(api.host(), "2001:db8::7");
     assert_eq!(api.port(), 80);
@@ -830,8 +987,10 @@ fn full_example_values() {
     assert!(!api.icmp, "inherits probe.icmp.enabled: false");
     assert_eq!(api.proxy_requests, 5, "inherits probe.proxy_requests");
     assert_eq!(api.body_limit_bytes, 131_072);
+}
 
-    let agent = config.agent.expect("agent section");
+/// The example's `agent` section.
+fn full_example_agent() -> AgentConfig {
     let expected_interfaces: BTreeMap<String, InterfaceConfig> = [
         ("eth0", 100_000_000),
         ("bond0", 2_500_000_000),
@@ -848,33 +1007,28 @@ fn full_example_values() {
         )
     })
     .collect();
-    assert_eq!(
-        agent,
-        AgentConfig {
-            sites: vec!["shop".into(), "api.v2".into()],
-            forwarding_ranges: [
-                "198.51.100.0/24",
-                "2001:db8::/32",
-                "192.0.2.1/32",
-                "2001:db8:1::1/128"
-            ]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect(),
-            web_ports: vec![8080],
-            web_ports_configured: true,
-            processes: vec!["nginx".into(), "haproxy".into()],
-            interfaces: expected_interfaces,
-            access_log: Some(AccessLogConfig {
-                path: "/var/log/nginx/access.log".into(),
-                format: LogFormat::Custom(
-                    "$remote_addr - [$time_local] \"$request\" $status".into()
-                ),
-                peer_variable: "remote_addr".into(),
-            }),
-            firewall: FirewallMode::Nftables,
-        }
-    );
+    AgentConfig {
+        sites: vec!["shop".into(), "api.v2".into()],
+        forwarding_ranges: [
+            "198.51.100.0/24",
+            "2001:db8::/32",
+            "192.0.2.1/32",
+            "2001:db8:1::1/128",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect(),
+        web_ports: vec![8080],
+        web_ports_configured: true,
+        processes: vec!["nginx".into(), "haproxy".into()],
+        interfaces: expected_interfaces,
+        access_log: Some(AccessLogConfig {
+            path: "/var/log/nginx/access.log".into(),
+            format: LogFormat::Custom("$remote_addr - [$time_local] \"$request\" $status".into()),
+            peer_variable: "remote_addr".into(),
+        }),
+        firewall: FirewallMode::Nftables,
+    }
 }
 
 #[test]

@@ -235,37 +235,6 @@ fn metric_names(expr: &str) -> Vec<String> {
     let b = expr.as_bytes();
     let mut names = Vec::new();
     let mut i = 0;
-    // Skip from an opening byte to its closing one, strings inside
-    // included; returns the index after the closing byte.
-    let skip_group = |mut i: usize, open: u8, close: u8| -> usize {
-        let mut depth = 0;
-        while i < b.len() {
-            match b[i] {
-                q @ (b'"' | b'\'' | b'`') => {
-                    i += 1;
-                    while i < b.len() && b[i] != q {
-                        i += if b[i] == b'\\' { 2 } else { 1 };
-                    }
-                }
-                c if c == open => depth += 1,
-                c if c == close => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return i + 1;
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        panic!("unbalanced {:?} in {expr:?}", open as char);
-    };
-    let next_nonspace = |mut i: usize| {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        i
-    };
     while i < b.len() {
         let c = b[i];
         match c {
@@ -276,8 +245,8 @@ fn metric_names(expr: &str) -> Vec<String> {
                 }
                 i += 1;
             }
-            b'{' => i = skip_group(i, b'{', b'}'),
-            b'[' => i = skip_group(i, b'[', b']'),
+            b'{' => i = skip_group(expr, i, b'{', b'}'),
+            b'[' => i = skip_group(expr, i, b'[', b']'),
             b'#' => {
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
@@ -294,26 +263,70 @@ fn metric_names(expr: &str) -> Vec<String> {
                 {
                     i += 1;
                 }
-                let ident = &expr[start..i];
-                let lower = ident.to_ascii_lowercase();
-                let after = next_nonspace(i);
-                if LABEL_LISTS.contains(&lower.as_str()) {
-                    if after < b.len() && b[after] == b'(' {
-                        i = skip_group(after, b'(', b')');
-                    }
-                } else if AGGREGATIONS.contains(&lower.as_str())
-                    || KEYWORDS.contains(&lower.as_str())
-                    || (after < b.len() && b[after] == b'(')
-                {
-                    // function, aggregation or keyword
-                } else {
-                    names.push(ident.to_owned());
-                }
+                i = after_identifier(expr, start, i, &mut names);
             }
             _ => i += 1,
         }
     }
     names
+}
+
+/// The identifier `expr[start..end]`: skips the label list it opens, or
+/// pushes it to `names` unless it is a function, an aggregation or a
+/// keyword. Returns where scanning goes on.
+fn after_identifier(expr: &str, start: usize, end: usize, names: &mut Vec<String>) -> usize {
+    let b = expr.as_bytes();
+    let ident = &expr[start..end];
+    let lower = ident.to_ascii_lowercase();
+    let after = next_nonspace(b, end);
+    if LABEL_LISTS.contains(&lower.as_str()) {
+        if after < b.len() && b[after] == b'(' {
+            return skip_group(expr, after, b'(', b')');
+        }
+    } else if AGGREGATIONS.contains(&lower.as_str())
+        || KEYWORDS.contains(&lower.as_str())
+        || (after < b.len() && b[after] == b'(')
+    {
+        // function, aggregation or keyword
+    } else {
+        names.push(ident.to_owned());
+    }
+    end
+}
+
+/// Skip from an opening byte at `i` to its closing one, strings inside
+/// included; returns the index after the closing byte.
+fn skip_group(expr: &str, mut i: usize, open: u8, close: u8) -> usize {
+    let b = expr.as_bytes();
+    let mut depth = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            c if c == open => depth += 1,
+            c if c == close => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    panic!("unbalanced {:?} in {expr:?}", open as char);
+}
+
+/// The index of the first non-space byte from `i`.
+fn next_nonspace(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
 }
 
 fn badgateway_names(expr: &str) -> Vec<String> {
@@ -880,7 +893,29 @@ fn panel_expr(d: &Value, panel: &str, ref_id: &str) -> String {
 fn key_panels_compute_what_they_say_on_sample_series() {
     let d = dashboard();
     let agent = r#"instance="origin1:9502", job="agent""#;
-    let input = [
+    let yaml = promtool_panel_test(&sample_series(agent), &panel_expectations(&d, agent));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.test.yml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("promtool must be installed (tests/run.sh installs Debian's prometheus package): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "promtool test rules failed:\n{}{}\n{yaml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The input series: alerts, an agent serving two sites, its firewall
+/// verdicts and access log, and probes from two vantages.
+fn sample_series(agent: &str) -> Vec<(String, &'static str)> {
+    vec![
         (r#"ALERTS{alertname="BadGatewayForwardingIpBlocked", alertstate="firing", cause="forwarding_ip_blocked", reason="proxy_fails_origin_ok", severity="critical", site="shop"}"#.to_owned(), "1x10"),
         (r#"ALERTS{alertname="BadGatewayOriginSlow", alertstate="pending", cause="origin_abnormal", reason="origin_slow", severity="warning", site="blog"}"#.to_owned(), "1x10"),
         (format!(r#"badgateway_agent_site_info{{{agent}, site="shop"}}"#), "1x10"),
@@ -898,54 +933,63 @@ fn key_panels_compute_what_they_say_on_sample_series() {
         (r#"badgateway_probe_success{instance="p2", job="prober", vantage="sgp1", site="shop", path="proxy", address="198.51.100.10"}"#.to_owned(), "0x10"),
         (r#"badgateway_probe_success{instance="p1", job="prober", vantage="fra1", site="shop", path="origin", address="203.0.113.5"}"#.to_owned(), "1x10"),
         (r#"badgateway_probe_success{instance="p2", job="prober", vantage="sgp1", site="shop", path="origin", address="203.0.113.5"}"#.to_owned(), "1x10"),
-    ];
-    let cases: Vec<(String, Vec<(String, f64)>)> = vec![
+    ]
+}
+
+/// Each key panel's query and the samples it must give at 5m.
+fn panel_expectations(d: &Value, agent: &str) -> Vec<(String, Vec<(String, f64)>)> {
+    vec![
         (
-            panel_expr(&d, "Cause history", "A"),
+            panel_expr(d, "Cause history", "A"),
             vec![("{}".into(), 2.0)],
         ),
         (
-            panel_expr(&d, "Cause history", "B"),
+            panel_expr(d, "Cause history", "B"),
             vec![("{}".into(), 1.0)],
         ),
         (
-            panel_expr(&d, "Cause history", "C"),
+            panel_expr(d, "Cause history", "C"),
             vec![("{}".into(), 0.0)],
         ),
         (
-            panel_expr(&d, "Origin CPU usage", "A"),
+            panel_expr(d, "Origin CPU usage", "A"),
             vec![
                 (format!(r#"{{{agent}, site="shop"}}"#), 0.95),
                 (format!(r#"{{{agent}, site="blog"}}"#), 0.95),
             ],
         ),
         (
-            panel_expr(&d, "Firewall verdict per forwarding range", "A"),
+            panel_expr(d, "Firewall verdict per forwarding range", "A"),
             vec![
                 (format!(r#"{{{agent}, range="198.51.100.0/24"}}"#), 3.0),
                 (format!(r#"{{{agent}, range="203.0.113.0/24"}}"#), 0.0),
             ],
         ),
         (
-            panel_expr(&d, "Share of responses refused: forwarding vs other", "A"),
+            panel_expr(d, "Share of responses refused: forwarding vs other", "A"),
             vec![
                 (format!(r#"{{{agent}, class="forwarding"}}"#), 0.5),
                 (format!(r#"{{{agent}, class="other"}}"#), 0.0),
             ],
         ),
         (
-            panel_expr(&d, "Share of vantages where the site works", "A"),
+            panel_expr(d, "Share of vantages where the site works", "A"),
             vec![
                 (r#"{site="shop", path="proxy"}"#.into(), 0.5),
                 (r#"{site="shop", path="origin"}"#.into(), 1.0),
             ],
         ),
-    ];
+    ]
+}
+
+/// A `promtool test rules` file: `input` series, and each of `cases`'
+/// expressions with its expected samples.
+fn promtool_panel_test(input: &[(String, &str)], cases: &[(String, Vec<(String, f64)>)]) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap();
     let mut yaml = String::from(
         "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n",
     );
-    for (series, values) in &input {
+    for (series, values) in input {
         yaml.push_str(&format!(
             "      - series: {}\n        values: {}\n",
             q(series),
@@ -953,7 +997,7 @@ fn key_panels_compute_what_they_say_on_sample_series() {
         ));
     }
     yaml.push_str("    promql_expr_test:\n");
-    for (expr, samples) in &cases {
+    for (expr, samples) in cases {
         yaml.push_str(&format!(
             "      - expr: {}\n        eval_time: 5m\n        exp_samples:\n",
             q(expr)
@@ -965,20 +1009,5 @@ fn key_panels_compute_what_they_say_on_sample_series() {
             ));
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("dashboard.test.yml");
-    std::fs::write(&file, &yaml).unwrap();
-    let out = Command::new("promtool")
-        .args(["test", "rules"])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("promtool must be installed (tests/run.sh installs Debian's prometheus package): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "promtool test rules failed:\n{}{}\n{yaml}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    yaml
 }

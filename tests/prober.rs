@@ -336,34 +336,8 @@ fn icmp_silent_addresses_are_measured_by_tcp_handshakes() {
 #[test]
 fn only_the_blocked_proxy_address_counts_forwarding_failures() {
     let (mut lab, _origin) = lab("500ms");
-    let dir = lab.dir.path().join("nginx-proxy3");
-    let mut servers = String::new();
-    for ip in ["198.51.100.11", "198.51.100.12"] {
-        lab.proxy
-            .exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-        servers.push_str(&format!(
-            "server {{ listen {ip}:80; location / {{ proxy_pass http://{ORIGIN_IP}:80; proxy_bind {ip}; \
-             proxy_connect_timeout 500ms; proxy_read_timeout 500ms; }} }}\n"
-        ));
-    }
-    let conf = common::nginx_conf(&dir, &servers);
-    let p = lab.proxy.spawn_nginx(&dir, &conf);
-    lab.procs.push(p);
-    lab.proxy
-        .wait_listening("198.51.100.12:80".parse().unwrap());
-    lab.origin.exec(&[
-        "iptables",
-        "-A",
-        "INPUT",
-        "-s",
-        "198.51.100.12",
-        "-p",
-        "tcp",
-        "--dport",
-        "80",
-        "-j",
-        "DROP",
-    ]);
+    forward_from_two_more_proxy_addresses(&mut lab);
+    drop_at_origin(&lab, "198.51.100.12");
     let yaml = format!(
         "probe:\n  interval: 1s\n  timeout: 1s\n  icmp: {{enabled: false}}\n  proxy_requests: 2\n\
          sites:\n  - name: shop\n    url: http://www.example.com/healthz\n    \
@@ -421,4 +395,31 @@ fn only_the_blocked_proxy_address_counts_forwarding_failures() {
         .map(|x| x.value)
         .sum();
     assert_eq!(origin_failures, 0.0);
+}
+
+/// 198.51.100.11 and .12 on the proxy host, each an nginx server
+/// forwarding to the origin from itself.
+fn forward_from_two_more_proxy_addresses(lab: &mut Lab) {
+    let dir = lab.dir.path().join("nginx-proxy3");
+    let mut servers = String::new();
+    for ip in ["198.51.100.11", "198.51.100.12"] {
+        lab.proxy
+            .exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        servers.push_str(&format!(
+            "server {{ listen {ip}:80; location / {{ proxy_pass http://{ORIGIN_IP}:80; proxy_bind {ip}; \
+             proxy_connect_timeout 500ms; proxy_read_timeout 500ms; }} }}\n"
+        ));
+    }
+    let conf = common::nginx_conf(&dir, &servers);
+    let p = lab.proxy.spawn_nginx(&dir, &conf);
+    lab.procs.push(p);
+    lab.proxy
+        .wait_listening("198.51.100.12:80".parse().unwrap());
+}
+
+/// The origin drops `source`'s connections to its web port.
+fn drop_at_origin(lab: &Lab, source: &str) {
+    lab.origin.exec(&[
+        "iptables", "-A", "INPUT", "-s", source, "-p", "tcp", "--dport", "80", "-j", "DROP",
+    ]);
 }

@@ -560,10 +560,100 @@ fn alert_json(labels: &[(&str, &str)]) -> String {
 #[test]
 fn inhibit_rules_silence_follow_on_alerts() {
     let am = Alertmanager::start(&root().join(ALERTMANAGER_CONFIG));
-    // (labels, suppressed?)
-    let cases: &[(&[(&str, &str)], bool)] = &[
-        // An unreachable origin silences its site's slowness, HTTP errors,
-        // forwarding alerts and its agent's missing scrapes...
+    let cases = inhibit_cases();
+    post_alerts(&am, &cases);
+    let states = alert_states_once_all_listed(&am, cases.len());
+    let mut errors = Vec::new();
+    for (labels, suppressed) in &cases {
+        let map: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let expected = if *suppressed { "suppressed" } else { "active" };
+        let got = states
+            .get(&alert_key(&map))
+            .map(String::as_str)
+            .unwrap_or("missing");
+        if got != expected {
+            errors.push(format!("{map:?}: {got}, expected {expected}"));
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+/// Posts every case's alert to Alertmanager at once.
+fn post_alerts(am: &Alertmanager, cases: &[InhibitCase]) {
+    let body = format!(
+        "[{}]",
+        cases
+            .iter()
+            .map(|(l, _)| alert_json(l))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (status, answer) = call(am.addr, "POST", "/api/v2/alerts", Some(&body)).unwrap();
+    assert_eq!(status, 200, "posting alerts: {answer}");
+}
+
+/// The key an alert is known by: its name and all its labels.
+fn alert_key(labels: &BTreeMap<String, String>) -> String {
+    format!(
+        "{}/{}",
+        labels["alertname"],
+        serde_norway::to_string(labels).unwrap()
+    )
+}
+
+/// Each listed alert's state (active, suppressed) by its key.
+/// Alertmanager computes inhibition when asked; wait until it lists all.
+fn alert_states_once_all_listed(am: &Alertmanager, count: usize) -> BTreeMap<String, String> {
+    wait::until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let (status, answer) = call(am.addr, "GET", "/api/v2/alerts", None).unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let listed: Value = serde_norway::from_str(&answer).unwrap();
+        let states: BTreeMap<String, String> = listed
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    alert_key(&string_map(&a["labels"])),
+                    a["status"]["state"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        if states.len() == count {
+            Ok(states)
+        } else {
+            Err(format!(
+                "alertmanager lists {} of {count} alerts",
+                states.len()
+            ))
+        }
+    })
+}
+
+/// An alert's labels, and whether the inhibit rules must suppress it.
+type InhibitCase = (&'static [(&'static str, &'static str)], bool);
+
+/// Every alert posted to Alertmanager, group by group.
+fn inhibit_cases() -> Vec<InhibitCase> {
+    [
+        origin_unreachable_inhibit_cases(),
+        origin_unreachable_spares_cases(),
+        web_service_down_inhibit_cases(),
+        exporter_down_inhibit_cases(),
+        critical_over_warning_inhibit_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// An unreachable origin silences its site's slowness, HTTP errors,
+/// forwarding alerts and its agent's missing scrapes...
+fn origin_unreachable_inhibit_cases() -> Vec<InhibitCase> {
+    vec![
         (
             &[
                 ("alertname", "BadGatewayOriginUnreachable"),
@@ -630,7 +720,12 @@ fn inhibit_rules_silence_follow_on_alerts() {
             ],
             true,
         ),
-        // ...but not its network alerts, nor another site's alerts.
+    ]
+}
+
+/// ...but not its network alerts, nor another site's alerts.
+fn origin_unreachable_spares_cases() -> Vec<InhibitCase> {
+    vec![
         (
             &[
                 ("alertname", "BadGatewayPacketLoss"),
@@ -664,7 +759,12 @@ fn inhibit_rules_silence_follow_on_alerts() {
             ],
             false,
         ),
-        // A web service down silences the site's HTTP errors, not its slowness.
+    ]
+}
+
+/// A web service down silences the site's HTTP errors, not its slowness.
+fn web_service_down_inhibit_cases() -> Vec<InhibitCase> {
+    vec![
         (
             &[
                 ("alertname", "BadGatewayWebServiceDown"),
@@ -698,7 +798,12 @@ fn inhibit_rules_silence_follow_on_alerts() {
             ],
             false,
         ),
-        // A down exporter target silences the alerts from that instance.
+    ]
+}
+
+/// A down exporter target silences the alerts from that instance.
+fn exporter_down_inhibit_cases() -> Vec<InhibitCase> {
+    vec![
         (
             &[
                 ("alertname", "BadGatewayExporterDown"),
@@ -744,7 +849,12 @@ fn inhibit_rules_silence_follow_on_alerts() {
             ],
             false,
         ),
-        // The critical alert of a reason makes the warning of the same reason redundant.
+    ]
+}
+
+/// The critical alert of a reason makes the warning of the same reason redundant.
+fn critical_over_warning_inhibit_cases() -> Vec<InhibitCase> {
+    vec![
         (
             &[
                 ("alertname", "BadGatewayOriginSlowerThanProxyWaits"),
@@ -778,66 +888,5 @@ fn inhibit_rules_silence_follow_on_alerts() {
             ],
             false,
         ),
-    ];
-    let body = format!(
-        "[{}]",
-        cases
-            .iter()
-            .map(|(l, _)| alert_json(l))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let (status, answer) = call(am.addr, "POST", "/api/v2/alerts", Some(&body)).unwrap();
-    assert_eq!(status, 200, "posting alerts: {answer}");
-
-    // Alertmanager computes inhibition when asked; wait until it lists all.
-    let key = |labels: &BTreeMap<String, String>| -> String {
-        format!(
-            "{}/{}",
-            labels["alertname"],
-            serde_norway::to_string(labels).unwrap()
-        )
-    };
-    let states: BTreeMap<String, String> =
-        wait::until(Duration::from_secs(20), Duration::from_millis(200), || {
-            let (status, answer) = call(am.addr, "GET", "/api/v2/alerts", None).unwrap();
-            assert_eq!(status, 200, "{answer}");
-            let listed: Value = serde_norway::from_str(&answer).unwrap();
-            let states: BTreeMap<String, String> = listed
-                .as_sequence()
-                .unwrap()
-                .iter()
-                .map(|a| {
-                    (
-                        key(&string_map(&a["labels"])),
-                        a["status"]["state"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect();
-            if states.len() == cases.len() {
-                Ok(states)
-            } else {
-                Err(format!(
-                    "alertmanager lists {} of {} alerts",
-                    states.len(),
-                    cases.len()
-                ))
-            }
-        });
-    let mut errors = Vec::new();
-    for (labels, suppressed) in cases {
-        let map: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let expected = if *suppressed { "suppressed" } else { "active" };
-        let got = states
-            .get(&key(&map))
-            .map(String::as_str)
-            .unwrap_or("missing");
-        if got != expected {
-            errors.push(format!("{map:?}: {got}, expected {expected}"));
-        }
-    }
-    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    ]
 }

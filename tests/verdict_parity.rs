@@ -378,44 +378,52 @@ fn the_crate_and_the_rules_agree_on_the_recorded_lab() {
             c.as_str()
         );
     }
-    // One file per recording, kept under the target directory so that a
-    // failure can be run again by hand: promtool names each file.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("verdict-parity");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let files: Vec<PathBuf> = recs
-        .iter()
-        .zip(groups)
-        .map(|(r, g)| write_test_file(&dir, &r.name, g))
-        .collect();
+    let files = write_test_files(&recs, groups);
     let out = Command::new("promtool")
         .args(["test", "rules"])
         .args(&files)
         .output()
         .expect("promtool (Debian package prometheus; tests/run.sh installs it)");
     if !out.status.success() {
-        // promtool's report interleaves its streams: name each failing
-        // recording by running it alone.
-        let mut report = String::new();
-        for f in &files {
-            let one = Command::new("promtool")
-                .args(["test", "rules"])
-                .arg(f)
-                .output()
-                .expect("promtool");
-            if !one.status.success() {
-                writeln!(
-                    report,
-                    "{}:\n{}{}",
-                    f.display(),
-                    String::from_utf8_lossy(&one.stdout),
-                    String::from_utf8_lossy(&one.stderr)
-                )
-                .unwrap();
-            }
-        }
+        let report = each_failing_file_alone(&files);
         panic!("the rules disagree with the crate:\n{report}\nverdicts:\n{table}");
     }
+}
+
+/// One file per recording, kept under the target directory so that a
+/// failure can be run again by hand: promtool names each file.
+fn write_test_files(recs: &[Recording], groups: Vec<Value>) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("verdict-parity");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    recs.iter()
+        .zip(groups)
+        .map(|(r, g)| write_test_file(&dir, &r.name, g))
+        .collect()
+}
+
+/// promtool's report interleaves its streams: name each failing recording
+/// by running it alone; the failing files and their output.
+fn each_failing_file_alone(files: &[PathBuf]) -> String {
+    let mut report = String::new();
+    for f in files {
+        let one = Command::new("promtool")
+            .args(["test", "rules"])
+            .arg(f)
+            .output()
+            .expect("promtool");
+        if !one.status.success() {
+            writeln!(
+                report,
+                "{}:\n{}{}",
+                f.display(),
+                String::from_utf8_lossy(&one.stdout),
+                String::from_utf8_lossy(&one.stderr)
+            )
+            .unwrap();
+        }
+    }
+    report
 }
 
 /// A promtool test file of one group over the project's rules.

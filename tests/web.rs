@@ -658,6 +658,13 @@ fn old_tls_versions_are_refused() {
 #[test]
 fn other_refusals_are_clear() {
     let pki = Pki::new();
+    tls_settings_refused(&pki);
+    keys_refused(&pki);
+    headers_and_malformed_files_refused(&pki);
+}
+
+/// TLS settings not supported, missing or contradicting each other.
+fn tls_settings_refused(pki: &Pki) {
     let cases: &[(&str, &[&str])] = &[
         (
             "  client_auth_type: RequireAnyClientCert\n  client_ca_file: ca.crt\n",
@@ -710,8 +717,11 @@ fn other_refusals_are_clear() {
         assert_mentions(&e, &["web.yml"]);
         assert_mentions(&e, parts);
     }
+}
 
-    // A key that does not belong to the certificate.
+/// A key that does not belong to the certificate, is not a private key, or
+/// is missing.
+fn keys_refused(pki: &Pki) {
     std::fs::write(
         pki.path().join("other.key"),
         KeyPair::generate().unwrap().serialize_pem(),
@@ -732,7 +742,10 @@ fn other_refusals_are_clear() {
         .unwrap_err()
         .to_string();
     assert_mentions(&e, &["missing one of key_file or key"]);
+}
 
+/// Headers that may not be set, a bad rate limit interval, malformed YAML.
+fn headers_and_malformed_files_refused(pki: &Pki) {
     let headers: &[(&str, &[&str])] = &[
         ("X-Custom: yes", &["\"X-Custom\" can not be configured"]),
         (

@@ -31,13 +31,7 @@ fn compose_config(file: &Path) -> Output {
 
 #[test]
 fn compose_file_validates_and_mounts_what_exists() {
-    let out = compose_config(&root().join("deploy/compose.yml"));
-    assert!(
-        out.status.success(),
-        "docker-compose config:\n{}",
-        both(&out)
-    );
-    let resolved = yaml(&String::from_utf8_lossy(&out.stdout));
+    let resolved = resolved_compose_file();
     let services: BTreeSet<String> = resolved["services"]
         .as_mapping()
         .unwrap()
@@ -54,7 +48,36 @@ fn compose_file_validates_and_mounts_what_exists() {
         context.join(str_at(exporter, "build.dockerfile")),
         root().join("deploy/Dockerfile")
     );
-    // Every bind mount's source exists; the important ones are there.
+    let mounts = bind_mounts(&resolved);
+    check_important_mounts(&mounts);
+    check_grafana_provisioning(&services);
+
+    // The configs it mounts pass their own checks.
+    must(
+        Command::new(BIN)
+            .arg("check-config")
+            .arg(mounted(&mounts, "/etc/badgateway-exporter/config.yml")),
+    );
+    let dir = tempdir();
+    check_mounted_prometheus_config(&mounts, &services, dir.path());
+    check_mounted_nginx_configs(&resolved, dir.path());
+    broken_copies_fail_the_schema_check(dir.path());
+}
+
+/// `docker-compose config` of deploy/compose.yml, which must pass: the
+/// file resolved.
+fn resolved_compose_file() -> Value {
+    let out = compose_config(&root().join("deploy/compose.yml"));
+    assert!(
+        out.status.success(),
+        "docker-compose config:\n{}",
+        both(&out)
+    );
+    yaml(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Every bind mount's source, by its destination; each source must exist.
+fn bind_mounts(resolved: &Value) -> BTreeMap<String, String> {
     let mut mounts: BTreeMap<String, String> = BTreeMap::new();
     for (name, svc) in resolved["services"].as_mapping().unwrap() {
         for v in seq_at(svc, "volumes") {
@@ -67,13 +90,21 @@ fn compose_file_validates_and_mounts_what_exists() {
             }
         }
     }
-    let src = |dst: &str| {
-        PathBuf::from(
-            mounts
-                .get(dst)
-                .unwrap_or_else(|| panic!("nothing at {dst}")),
-        )
-    };
+    mounts
+}
+
+/// The source mounted at `dst`, which must be mounted.
+fn mounted(mounts: &BTreeMap<String, String>, dst: &str) -> PathBuf {
+    PathBuf::from(
+        mounts
+            .get(dst)
+            .unwrap_or_else(|| panic!("nothing at {dst}")),
+    )
+}
+
+/// The important mounts are there, from the repository's files.
+fn check_important_mounts(mounts: &BTreeMap<String, String>) {
+    let src = |dst: &str| mounted(mounts, dst);
     assert_eq!(
         src("/etc/grafana/provisioning"),
         root().join("grafana/provisioning")
@@ -87,8 +118,11 @@ fn compose_file_validates_and_mounts_what_exists() {
         src("/etc/alertmanager/alertmanager.yml"),
         root().join("deploy/alertmanager.yml")
     );
-    // The dashboard provider reads the directory the dashboard lands in, and
-    // the datasource is the compose service.
+}
+
+/// The dashboard provider reads the directory the dashboard lands in, and
+/// the datasource is the compose service.
+fn check_grafana_provisioning(services: &BTreeSet<String>) {
     let provider = yaml(&read("grafana/provisioning/dashboards/badgateway.yml"));
     assert_eq!(
         str_at(&provider, "providers.0.options.path"),
@@ -102,15 +136,17 @@ fn compose_file_validates_and_mounts_what_exists() {
             .next()
             .unwrap()
     ));
+}
 
-    // The configs it mounts pass their own checks.
-    must(
-        Command::new(BIN)
-            .arg("check-config")
-            .arg(src("/etc/badgateway-exporter/config.yml")),
-    );
-    let dir = tempdir();
-    let mut prom = yaml(&fs::read_to_string(src("/etc/prometheus/prometheus.yml")).unwrap());
+/// The mounted prometheus.yml, its rule files pointed at rules/, passes
+/// promtool, and alerts a compose service.
+fn check_mounted_prometheus_config(
+    mounts: &BTreeMap<String, String>,
+    services: &BTreeSet<String>,
+    dir: &Path,
+) {
+    let text = fs::read_to_string(mounted(mounts, "/etc/prometheus/prometheus.yml")).unwrap();
+    let mut prom = yaml(&text);
     let rules: Vec<Value> = seq_at(&prom, "rule_files")
         .iter()
         .map(|r| {
@@ -121,7 +157,7 @@ fn compose_file_validates_and_mounts_what_exists() {
         })
         .collect();
     set_key(&mut prom, "rule_files", Value::Sequence(rules));
-    let out = promtool_check_config(&prom, dir.path());
+    let out = promtool_check_config(&prom, dir);
     assert!(out.status.success(), "{}", both(&out));
     assert!(services.contains(
         str_at(&prom, "alerting.alertmanagers.0.static_configs.0.targets.0")
@@ -129,6 +165,11 @@ fn compose_file_validates_and_mounts_what_exists() {
             .next()
             .unwrap()
     ));
+}
+
+/// Every nginx config a service mounts passes `nginx -t`, wrapped in a
+/// minimal main config.
+fn check_mounted_nginx_configs(resolved: &Value, dir: &Path) {
     need("nginx", "nginx-light");
     for dst in ["/etc/nginx/conf.d/default.conf"] {
         for (name, svc) in resolved["services"].as_mapping().unwrap() {
@@ -138,35 +179,35 @@ fn compose_file_validates_and_mounts_what_exists() {
                     continue;
                 }
                 let conf = v.split(':').next().unwrap();
-                let wrapper = dir
-                    .path()
-                    .join(format!("{}.nginx.conf", name.as_str().unwrap()));
+                let wrapper = dir.join(format!("{}.nginx.conf", name.as_str().unwrap()));
                 write(
                     &wrapper,
                     &format!(
                         "pid {}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n  access_log off;\n  include {conf};\n}}\n",
-                        dir.path().display()
+                        dir.display()
                     ),
                 );
                 must(
                     Command::new("nginx")
                         .args(["-t", "-q", "-e", "stderr", "-p"])
-                        .arg(dir.path())
+                        .arg(dir)
                         .arg("-c")
                         .arg(&wrapper),
                 );
             }
         }
     }
+}
 
-    // A broken copy fails the schema check.
+/// A broken copy fails the schema check.
+fn broken_copies_fail_the_schema_check(dir: &Path) {
     let good = read("deploy/compose.yml");
     for (what, from, to) in [
         ("misspelt key", "    read_only: true", "    read_onyl: true"),
         ("wrong type", "    cap_drop: [ALL]", "    cap_drop: ALL"),
     ] {
         assert!(good.contains(from), "{what}: {from:?}");
-        let f = dir.path().join("compose.yml");
+        let f = dir.join("compose.yml");
         write(&f, &good.replacen(from, to, 1));
         assert!(
             !compose_config(&f).status.success(),

@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_norway::Value;
@@ -112,6 +113,44 @@ fn emulate(creds: &Creds, ping_group_range: Option<&str>) -> Emulated {
     need("iptables", "iptables");
     need("curl", "curl");
     let dir = tempdir();
+    let ns = namespace_dropping_the_range(ping_group_range);
+    let log_path = debian_access_log(dir.path());
+    let config = agent_and_prober_config(dir.path(), &log_path);
+    let args = setpriv_exporter_args(creds, &config);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut exporter = Proc::spawn(&mut ns.cmd(&argv), &dir.path().join("exporter.log"));
+
+    let scrape = || {
+        let out = output(&mut ns.cmd(&["curl", "-sf", "http://127.0.0.1:9502/metrics"]));
+        Scrape::parse(&String::from_utf8_lossy(&out.stdout))
+    };
+    wait::until(Duration::from_secs(30), Duration::from_millis(200), || {
+        let m = scrape();
+        if firewall_icmp_and_round_decided(&m) {
+            return Ok(());
+        }
+        assert!(
+            !exporter.exited(),
+            "exporter exited:\n{}",
+            exporter.log_text()
+        );
+        Err(format!(
+            "no firewall verdict or probe round:\n{}\n{}",
+            m.text,
+            exporter.log_text()
+        ))
+    });
+    // The access log is polled every 250 ms: let it try to open.
+    std::thread::sleep(Duration::from_millis(1500));
+    Emulated {
+        metrics: scrape(),
+        log: exporter.log_text(),
+    }
+}
+
+/// A new network namespace whose firewall drops the forwarding range on
+/// port 80, with `ping_group_range` set when given.
+fn namespace_dropping_the_range(ping_group_range: Option<&str>) -> Netns {
     let ns = Netns::new("d");
     ns.exec(&[
         "iptables",
@@ -133,12 +172,22 @@ fn emulate(creds: &Creds, ping_group_range: Option<&str>) -> Emulated {
             &format!("net.ipv4.ping_group_range={range}"),
         ]);
     }
-    // The web server's log, as Debian's nginx leaves it: www-data:adm 0640.
-    let log_path = dir.path().join("access.log");
+    ns
+}
+
+/// The web server's log, as Debian's nginx leaves it: www-data:adm 0640.
+fn debian_access_log(dir: &Path) -> PathBuf {
+    let log_path = dir.join("access.log");
     write(&log_path, "");
     chown(&log_path, Some(33), Some(gid_of("adm"))).unwrap();
     fs::set_permissions(&log_path, fs::Permissions::from_mode(0o640)).unwrap();
-    let config = dir.path().join("config.yml");
+    log_path
+}
+
+/// A config for one exporter both prober (one site, refused on loopback)
+/// and agent reading `log_path`, every collector on; its path.
+fn agent_and_prober_config(dir: &Path, log_path: &Path) -> PathBuf {
+    let config = dir.join("config.yml");
     write(
         &config,
         &format!(
@@ -157,6 +206,12 @@ fn emulate(creds: &Creds, ping_group_range: Option<&str>) -> Emulated {
             log_path.display()
         ),
     );
+    config
+}
+
+/// `setpriv` running the exporter with `config` under `creds`, no new
+/// privileges.
+fn setpriv_exporter_args(creds: &Creds, config: &Path) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "setpriv".into(),
         format!("--reuid={}", creds.uid),
@@ -175,50 +230,25 @@ fn emulate(creds: &Creds, ping_group_range: Option<&str>) -> Emulated {
     args.push(BIN.into());
     args.push(format!("--config={}", config.display()));
     args.push("--web.listen-address=127.0.0.1:9502".into());
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut exporter = Proc::spawn(&mut ns.cmd(&argv), &dir.path().join("exporter.log"));
+    args
+}
 
-    let scrape = || {
-        let out = output(&mut ns.cmd(&["curl", "-sf", "http://127.0.0.1:9502/metrics"]));
-        Scrape::parse(&String::from_utf8_lossy(&out.stdout))
-    };
-    let decided = |m: &Scrape| {
-        let firewall = m
-            .get("badgateway_firewall_evaluation_timestamp_seconds", &[])
-            .is_some()
-            || m.get("badgateway_collector_success", &[("collector", "firewall")]) == Some(0.0);
-        let icmp = m.has("badgateway_icmp_packets_sent")
-            || m.get("badgateway_collector_success", &[("collector", "icmp")]) == Some(0.0);
-        let round = m
-            .get(
-                "badgateway_last_round_timestamp_seconds",
-                &[("site", "local")],
-            )
-            .is_some();
-        firewall && icmp && round
-    };
-    wait::until(Duration::from_secs(30), Duration::from_millis(200), || {
-        let m = scrape();
-        if decided(&m) {
-            return Ok(());
-        }
-        assert!(
-            !exporter.exited(),
-            "exporter exited:\n{}",
-            exporter.log_text()
-        );
-        Err(format!(
-            "no firewall verdict or probe round:\n{}\n{}",
-            m.text,
-            exporter.log_text()
-        ))
-    });
-    // The access log is polled every 250 ms: let it try to open.
-    std::thread::sleep(Duration::from_millis(1500));
-    Emulated {
-        metrics: scrape(),
-        log: exporter.log_text(),
-    }
+/// The firewall collector has a verdict or failed, ICMP has sent or
+/// failed, and a probe round of the site has run.
+fn firewall_icmp_and_round_decided(m: &Scrape) -> bool {
+    let firewall = m
+        .get("badgateway_firewall_evaluation_timestamp_seconds", &[])
+        .is_some()
+        || m.get("badgateway_collector_success", &[("collector", "firewall")]) == Some(0.0);
+    let icmp = m.has("badgateway_icmp_packets_sent")
+        || m.get("badgateway_collector_success", &[("collector", "icmp")]) == Some(0.0);
+    let round = m
+        .get(
+            "badgateway_last_round_timestamp_seconds",
+            &[("site", "local")],
+        )
+        .is_some();
+    firewall && icmp && round
 }
 
 fn success(e: &Emulated, collector: &str) -> f64 {

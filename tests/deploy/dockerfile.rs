@@ -54,6 +54,23 @@ fn dockerfile_instructions(text: &str) -> Vec<(String, String)> {
 #[test]
 fn dockerfile_structure() {
     let ins = dockerfile_instructions(&read("deploy/Dockerfile"));
+    check_stages_and_base_images(&ins);
+    for (i, a) in &ins {
+        assert!(
+            !(i == "ADD" && (a.contains("http://") || a.contains("https://"))),
+            "ADD of a URL: {a}"
+        );
+    }
+    let runtime = ins
+        .iter()
+        .rposition(|(i, _)| i == "FROM")
+        .expect("a final stage");
+    check_final_stage(&ins[runtime..]);
+    check_build_stage_copies_what_cargo_needs(&ins[..runtime]);
+}
+
+/// Multi-stage, from rust on bookworm, every base image with a pinned tag.
+fn check_stages_and_base_images(ins: &[(String, String)]) {
     let froms: Vec<&String> = ins
         .iter()
         .filter(|(i, _)| i == "FROM")
@@ -69,21 +86,15 @@ fn dockerfile_structure() {
             "base image without a pinned tag: {f}"
         );
     }
-    let runtime = ins
-        .iter()
-        .rposition(|(i, _)| i == "FROM")
-        .expect("a final stage");
-    let final_stage = &ins[runtime..];
+}
+
+/// The final stage: a slim base, a numeric non-root USER, the port, the
+/// binary from the build stage as entrypoint, the firewall tools and CAs.
+fn check_final_stage(final_stage: &[(String, String)]) {
     assert!(
         final_stage[0].1.starts_with("debian:bookworm-slim")
             || final_stage[0].1.contains("distroless")
     );
-    for (i, a) in &ins {
-        assert!(
-            !(i == "ADD" && (a.contains("http://") || a.contains("https://"))),
-            "ADD of a URL: {a}"
-        );
-    }
     let user = final_stage
         .iter()
         .rev()
@@ -115,11 +126,13 @@ fn dockerfile_structure() {
     for pkg in ["iptables", "nftables", "ca-certificates"] {
         assert!(installs.contains(pkg), "the image lacks {pkg}");
     }
+}
 
-    // The build stage copies everything cargo needs: the manifest, the lock
-    // file, the build script and every target's source, and the
-    // .dockerignore lets them through.
-    let copied: Vec<String> = ins[..runtime]
+/// The build stage copies everything cargo needs: the manifest, the lock
+/// file, the build script and every target's source, and the
+/// .dockerignore lets them through.
+fn check_build_stage_copies_what_cargo_needs(build_stages: &[(String, String)]) {
+    let copied: Vec<String> = build_stages
         .iter()
         .filter(|(i, _)| i == "COPY")
         .flat_map(|(_, a)| {
@@ -136,6 +149,21 @@ fn dockerfile_structure() {
         .filter_map(|l| l.strip_prefix('!'))
         .map(|l| l.trim_end_matches('/'))
         .collect();
+    for n in &files_cargo_needs() {
+        assert!(root().join(n).exists(), "{n} does not exist");
+        let covered = |list: &[&str]| {
+            list.iter()
+                .any(|c| n == c || n.starts_with(&format!("{c}/")))
+        };
+        let copied: Vec<&str> = copied.iter().map(String::as_str).collect();
+        assert!(covered(&copied), "the build stage does not COPY {n}");
+        assert!(covered(&allowed), "Dockerfile.dockerignore leaves out {n}");
+    }
+}
+
+/// What cargo reads to build the binary: the manifest, the lock file, the
+/// build script, src and every non-test target's file, per Cargo.toml.
+fn files_cargo_needs() -> Vec<String> {
     let manifest = read("Cargo.toml");
     let mut needed: Vec<String> = vec!["Cargo.toml".into(), "Cargo.lock".into()];
     if root().join("build.rs").exists() {
@@ -159,14 +187,5 @@ fn dockerfile_structure() {
             needed.push(path.trim_matches('"').to_owned());
         }
     }
-    for n in &needed {
-        assert!(root().join(n).exists(), "{n} does not exist");
-        let covered = |list: &[&str]| {
-            list.iter()
-                .any(|c| n == c || n.starts_with(&format!("{c}/")))
-        };
-        let copied: Vec<&str> = copied.iter().map(String::as_str).collect();
-        assert!(covered(&copied), "the build stage does not COPY {n}");
-        assert!(covered(&allowed), "Dockerfile.dockerignore leaves out {n}");
-    }
+    needed
 }

@@ -11,18 +11,35 @@ use crate::common::paths::read;
 use crate::common::yaml::{at, parse as yaml, seq_at, set_key, str_at, string_map};
 use crate::kubernetes::{k8s_docs, k8s_files, K8S};
 
+/// A pod template or a Service: its name, labels and port names.
+type Ported = (String, BTreeMap<String, String>, BTreeSet<String>);
+
 /// What must hold between the manifests; the problems found.
 fn k8s_problems(docs: &[Value]) -> Vec<String> {
     let mut p = Vec::new();
-    let by_kind = |kind: &str| -> Vec<&Value> {
-        docs.iter()
-            .filter(|d| d["kind"].as_str() == Some(kind))
-            .collect()
-    };
-    let subset = |sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
-        !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-    };
-    let namespaces: BTreeSet<String> = by_kind("Namespace")
+    metadata_problems(docs, &mut p);
+    let pods = workload_problems(docs, &mut p);
+    let services = service_problems(docs, &pods, &mut p);
+    service_monitor_problems(docs, &services, &mut p);
+    p
+}
+
+/// The documents of `kind`.
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter()
+        .filter(|d| d["kind"].as_str() == Some(kind))
+        .collect()
+}
+
+/// Whether the selector `sel` (not empty) selects `labels`.
+fn selects(sel: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Every document has an apiVersion, a name, the app label, and a
+/// namespace that one of them creates.
+fn metadata_problems(docs: &[Value], p: &mut Vec<String>) {
+    let namespaces: BTreeSet<String> = of_kind(docs, "Namespace")
         .iter()
         .map(|d| str_at(d, "metadata.name").to_owned())
         .collect();
@@ -44,21 +61,24 @@ fn k8s_problems(docs: &[Value]) -> Vec<String> {
             }
         }
     }
-    // Workloads: the selector selects the template; mounted ConfigMaps exist;
-    // named probe ports exist.
-    let configmaps: BTreeSet<&str> = by_kind("ConfigMap")
+}
+
+/// Workloads: the selector selects the template; mounted ConfigMaps exist;
+/// named probe ports exist. Returns each workload's pods.
+fn workload_problems(docs: &[Value], p: &mut Vec<String>) -> Vec<Ported> {
+    let configmaps: BTreeSet<&str> = of_kind(docs, "ConfigMap")
         .iter()
         .map(|d| str_at(d, "metadata.name"))
         .collect();
-    let mut pods: Vec<(String, BTreeMap<String, String>, BTreeSet<String>)> = Vec::new();
-    for w in by_kind("Deployment")
+    let mut pods: Vec<Ported> = Vec::new();
+    for w in of_kind(docs, "Deployment")
         .into_iter()
-        .chain(by_kind("DaemonSet"))
+        .chain(of_kind(docs, "DaemonSet"))
     {
         let name = str_at(w, "metadata.name");
         let sel = string_map(at(w, "spec.selector.matchLabels"));
         let labels = string_map(at(w, "spec.template.metadata.labels"));
-        if !subset(&sel, &labels) {
+        if !selects(&sel, &labels) {
             p.push(format!(
                 "{name}: selector {sel:?} does not select its pods {labels:?}"
             ));
@@ -77,34 +97,50 @@ fn k8s_problems(docs: &[Value]) -> Vec<String> {
             .collect();
         let mut ports = BTreeSet::new();
         for c in seq_at(spec, "containers") {
-            for port in seq_at(c, "ports") {
-                ports.insert(str_at(port, "name").to_owned());
-            }
-            for m in seq_at(c, "volumeMounts") {
-                if !volumes.contains(str_at(m, "name")) {
-                    p.push(format!("{name}: mount of a volume it lacks: {m:?}"));
-                }
-            }
-            for probe in ["readinessProbe", "livenessProbe"] {
-                match c[probe]["httpGet"]["port"].as_str() {
-                    Some(port) if ports.contains(port) => {}
-                    other => p.push(format!("{name}: {probe} port {other:?}")),
-                }
-            }
-            let sc = &c["securityContext"];
-            if sc["allowPrivilegeEscalation"].as_bool() != Some(false)
-                || sc["readOnlyRootFilesystem"].as_bool() != Some(true)
-                || seq_at(sc, "capabilities.drop") != [Value::String("ALL".into())]
-            {
-                p.push(format!("{name}: securityContext not locked down: {sc:?}"));
-            }
+            container_problems(name, c, &volumes, &mut ports, p);
         }
         pods.push((name.to_owned(), labels, ports));
     }
-    // Services select pods and name their ports; the Service names are the
-    // scrape jobs the rules expect.
-    let mut services: Vec<(String, BTreeMap<String, String>, BTreeSet<String>)> = Vec::new();
-    for s in by_kind("Service") {
+    pods
+}
+
+/// One container of workload `name`: its ports join `ports`; it mounts
+/// only `volumes`, probes named ports, and is locked down.
+fn container_problems(
+    name: &str,
+    c: &Value,
+    volumes: &BTreeSet<&str>,
+    ports: &mut BTreeSet<String>,
+    p: &mut Vec<String>,
+) {
+    for port in seq_at(c, "ports") {
+        ports.insert(str_at(port, "name").to_owned());
+    }
+    for m in seq_at(c, "volumeMounts") {
+        if !volumes.contains(str_at(m, "name")) {
+            p.push(format!("{name}: mount of a volume it lacks: {m:?}"));
+        }
+    }
+    for probe in ["readinessProbe", "livenessProbe"] {
+        match c[probe]["httpGet"]["port"].as_str() {
+            Some(port) if ports.contains(port) => {}
+            other => p.push(format!("{name}: {probe} port {other:?}")),
+        }
+    }
+    let sc = &c["securityContext"];
+    if sc["allowPrivilegeEscalation"].as_bool() != Some(false)
+        || sc["readOnlyRootFilesystem"].as_bool() != Some(true)
+        || seq_at(sc, "capabilities.drop") != [Value::String("ALL".into())]
+    {
+        p.push(format!("{name}: securityContext not locked down: {sc:?}"));
+    }
+}
+
+/// Services select pods and name their ports; the Service names are the
+/// scrape jobs the rules expect. Returns each Service.
+fn service_problems(docs: &[Value], pods: &[Ported], p: &mut Vec<String>) -> Vec<Ported> {
+    let mut services: Vec<Ported> = Vec::new();
+    for s in of_kind(docs, "Service") {
         let name = str_at(s, "metadata.name");
         if !name.starts_with("badgateway") {
             p.push(format!(
@@ -112,8 +148,7 @@ fn k8s_problems(docs: &[Value]) -> Vec<String> {
             ));
         }
         let sel = string_map(at(s, "spec.selector"));
-        let selected: Vec<&(String, BTreeMap<String, String>, BTreeSet<String>)> =
-            pods.iter().filter(|(_, l, _)| subset(&sel, l)).collect();
+        let selected: Vec<&Ported> = pods.iter().filter(|(_, l, _)| selects(&sel, l)).collect();
         if selected.is_empty() {
             p.push(format!("Service {name}: selects no pods"));
         }
@@ -129,14 +164,18 @@ fn k8s_problems(docs: &[Value]) -> Vec<String> {
         }
         services.push((name.to_owned(), string_map(at(s, "metadata.labels")), names));
     }
-    // ServiceMonitors select a Service by its labels and scrape a port it
-    // has, and set the job to that Service's name.
-    for m in by_kind("ServiceMonitor") {
+    services
+}
+
+/// ServiceMonitors select a Service by its labels and scrape a port it
+/// has, and set the job to that Service's name.
+fn service_monitor_problems(docs: &[Value], services: &[Ported], p: &mut Vec<String>) {
+    for m in of_kind(docs, "ServiceMonitor") {
         let name = str_at(m, "metadata.name");
         let sel = string_map(at(m, "spec.selector.matchLabels"));
-        let selected: Vec<&(String, BTreeMap<String, String>, BTreeSet<String>)> = services
+        let selected: Vec<&Ported> = services
             .iter()
-            .filter(|(_, l, _)| subset(&sel, l))
+            .filter(|(_, l, _)| selects(&sel, l))
             .collect();
         if selected.len() != 1 {
             p.push(format!(
@@ -162,7 +201,6 @@ fn k8s_problems(docs: &[Value]) -> Vec<String> {
             }
         }
     }
-    p
 }
 
 #[test]

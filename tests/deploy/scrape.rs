@@ -66,7 +66,39 @@ fn prometheus_loads_the_rules_and_scrapes_the_exporter() {
     set_key(&mut config, "alerting", yaml(&alerting));
     point_targets_at(&mut config, &target);
     let vantages = vantages_of(&config);
-    let mut jobs: Vec<Value> = seq_at(&config, "scrape_configs").to_vec();
+    add_servicemonitor_jobs(&mut config, &target);
+    let prometheus = Prometheus::start(&config, dir.path());
+
+    // Every target is up, with the labels it should have...
+    wait::until(Duration::from_secs(40), EVERY, || {
+        targets_up_with_their_labels(&prometheus, &vantages)
+    });
+    // ...`up` says so, and the vantage reaches the exporter's series...
+    wait::until(Duration::from_secs(20), EVERY, || {
+        up_and_vantage_on_the_series(&prometheus, &vantages)
+    });
+    // ...the rules evaluate on those series without error...
+    rules_evaluate_cleanly(&prometheus);
+    // ...and Alertmanager is wired.
+    let am = prometheus.api("/api/v1/alertmanagers");
+    let urls: Vec<&str> = am["data"]["activeAlertmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["url"].as_str())
+        .collect();
+    assert!(
+        urls.iter()
+            .any(|u| u.starts_with(&format!("http://{alertmanager}/"))),
+        "{urls:?}"
+    );
+}
+
+/// Two jobs scraping `target` through the ServiceMonitors' relabelings,
+/// on targets carrying the Kubernetes metadata those read: a prober with
+/// a vantage and one without, and an agent on a node.
+fn add_servicemonitor_jobs(config: &mut Value, target: &str) {
+    let mut jobs: Vec<Value> = seq_at(config, "scrape_configs").to_vec();
     jobs.push(yaml(&format!(
         "job_name: servicemonitor-badgateway\n\
          static_configs:\n\
@@ -91,92 +123,80 @@ fn prometheus_loads_the_rules_and_scrapes_the_exporter() {
         "relabel_configs",
         servicemonitor_relabel_configs("badgateway-agent"),
     );
-    set_key(&mut config, "scrape_configs", Value::Sequence(jobs));
-    let prometheus = Prometheus::start(&config, dir.path());
+    set_key(config, "scrape_configs", Value::Sequence(jobs));
+}
 
-    // Every target is up, with the labels it should have...
-    wait::until(Duration::from_secs(40), EVERY, || {
-        let targets = prometheus.api("/api/v1/targets");
-        let active = targets["data"]["activeTargets"].as_array().unwrap().clone();
-        let mut seen = Vec::new();
-        for t in &active {
-            seen.push(format!(
-                "{} {} {}",
-                t["labels"], t["health"], t["lastError"]
-            ));
-        }
-        if active.iter().any(|t| t["health"] != "up") {
-            return Err(format!("not all up: {seen:#?}\n{}", prometheus.log()));
-        }
-        let has = |job: &str, k: &str, v: &str| {
-            active
-                .iter()
-                .any(|t| t["labels"]["job"] == job && t["labels"][k] == v)
-        };
-        for v in &vantages {
-            if !has("badgateway", "vantage", v) {
-                return Err(format!("no badgateway target with vantage {v}: {seen:#?}"));
-            }
-        }
-        // The ServiceMonitors' relabelings: job, vantage, instance, and the
-        // prober without a vantage dropped.
-        if !active.iter().any(|t| {
-            t["labels"]["job"] == "badgateway"
-                && t["labels"]["instance"] == "pod-eu-west"
-                && t["labels"]["vantage"] == "eu-west"
-        }) {
-            return Err(format!("ServiceMonitor relabelings: {seen:#?}"));
-        }
-        if !has("badgateway-agent", "instance", "origin-node-1") {
-            return Err(format!("agent ServiceMonitor relabelings: {seen:#?}"));
-        }
-        if active
+/// Every target is up, a badgateway one for each vantage, and the
+/// ServiceMonitors' relabelings set job, vantage and instance and drop the
+/// prober without a vantage.
+fn targets_up_with_their_labels(
+    prometheus: &Prometheus,
+    vantages: &[String],
+) -> Result<(), String> {
+    let targets = prometheus.api("/api/v1/targets");
+    let active = targets["data"]["activeTargets"].as_array().unwrap().clone();
+    let mut seen = Vec::new();
+    for t in &active {
+        seen.push(format!(
+            "{} {} {}",
+            t["labels"], t["health"], t["lastError"]
+        ));
+    }
+    if active.iter().any(|t| t["health"] != "up") {
+        return Err(format!("not all up: {seen:#?}\n{}", prometheus.log()));
+    }
+    let has = |job: &str, k: &str, v: &str| {
+        active
             .iter()
-            .any(|t| t["labels"]["instance"] == "pod-without-vantage")
-        {
-            return Err("a prober without vantage was kept".into());
+            .any(|t| t["labels"]["job"] == job && t["labels"][k] == v)
+    };
+    for v in vantages {
+        if !has("badgateway", "vantage", v) {
+            return Err(format!("no badgateway target with vantage {v}: {seen:#?}"));
         }
-        if active.len() != vantages.len() + 3 {
-            return Err(format!("{} targets: {seen:#?}", active.len()));
-        }
-        Ok(())
-    });
-
-    // ...`up` says so, and the vantage reaches the exporter's series...
-    wait::until(Duration::from_secs(20), EVERY, || {
-        let up = prometheus.query("up{job=\"badgateway\"} == 1");
-        let agents = prometheus.query("up{job=\"badgateway-agent\"} == 1");
-        let sites = prometheus.query("badgateway_sites{job=\"badgateway\"}");
-        let with_vantage: BTreeSet<String> = sites
-            .iter()
-            .filter_map(|s| s["metric"]["vantage"].as_str().map(str::to_owned))
-            .collect();
-        if up.len() == vantages.len() + 1
-            && agents.len() == 2
-            && with_vantage.len() == vantages.len()
-        {
-            Ok(())
-        } else {
-            Err(format!("up {up:?}\nagents {agents:?}\nsites {sites:?}"))
-        }
-    });
-
-    // ...the rules evaluate on those series without error...
-    rules_evaluate_cleanly(&prometheus);
-
-    // ...and Alertmanager is wired.
-    let am = prometheus.api("/api/v1/alertmanagers");
-    let urls: Vec<&str> = am["data"]["activeAlertmanagers"]
-        .as_array()
-        .unwrap()
+    }
+    // The ServiceMonitors' relabelings: job, vantage, instance, and the
+    // prober without a vantage dropped.
+    if !active.iter().any(|t| {
+        t["labels"]["job"] == "badgateway"
+            && t["labels"]["instance"] == "pod-eu-west"
+            && t["labels"]["vantage"] == "eu-west"
+    }) {
+        return Err(format!("ServiceMonitor relabelings: {seen:#?}"));
+    }
+    if !has("badgateway-agent", "instance", "origin-node-1") {
+        return Err(format!("agent ServiceMonitor relabelings: {seen:#?}"));
+    }
+    if active
         .iter()
-        .filter_map(|a| a["url"].as_str())
+        .any(|t| t["labels"]["instance"] == "pod-without-vantage")
+    {
+        return Err("a prober without vantage was kept".into());
+    }
+    if active.len() != vantages.len() + 3 {
+        return Err(format!("{} targets: {seen:#?}", active.len()));
+    }
+    Ok(())
+}
+
+/// `up` says every target is up, and each vantage reaches the exporter's
+/// series.
+fn up_and_vantage_on_the_series(
+    prometheus: &Prometheus,
+    vantages: &[String],
+) -> Result<(), String> {
+    let up = prometheus.query("up{job=\"badgateway\"} == 1");
+    let agents = prometheus.query("up{job=\"badgateway-agent\"} == 1");
+    let sites = prometheus.query("badgateway_sites{job=\"badgateway\"}");
+    let with_vantage: BTreeSet<String> = sites
+        .iter()
+        .filter_map(|s| s["metric"]["vantage"].as_str().map(str::to_owned))
         .collect();
-    assert!(
-        urls.iter()
-            .any(|u| u.starts_with(&format!("http://{alertmanager}/"))),
-        "{urls:?}"
-    );
+    if up.len() == vantages.len() + 1 && agents.len() == 2 && with_vantage.len() == vantages.len() {
+        Ok(())
+    } else {
+        Err(format!("up {up:?}\nagents {agents:?}\nsites {sites:?}"))
+    }
 }
 
 #[test]

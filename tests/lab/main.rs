@@ -47,103 +47,17 @@ use world::{
 type Scenarios = fn() -> Vec<Scenario>;
 
 fn main() {
-    let uid = std::process::Command::new("id").arg("-u").output();
-    if !uid.is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-        eprintln!("the lab builds network namespaces: run it as root (tests/run.sh)");
-        std::process::exit(1);
-    }
+    require_root();
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
     let started = Instant::now();
-    let all: Vec<(Deployment, Scenarios)> = vec![
-        (
-            Deployment::plain("plain-forwarding-origin"),
-            plain_forwarding_and_origin,
-        ),
-        (
-            Deployment::plain("plain-network-host"),
-            plain_network_and_host,
-        ),
-        (https_edge(), https_edge_scenarios),
-        (allowlisted_origin(), allowlisted_origin_scenarios),
-        (tls_both(), tls_both_scenarios),
-        (many_forwarding_ips(), many_forwarding_ips_scenarios),
-    ];
-    let chosen: Vec<_> = all
-        .into_iter()
-        .filter(|(d, _)| filter.is_empty() || filter.iter().any(|f| d.name.contains(f.as_str())))
-        .collect();
-    *run::RUNNING.0.lock().unwrap() = chosen.len();
-    let runs: Vec<_> = chosen
-        .into_iter()
-        .map(|(d, scenarios)| {
-            let name = d.name;
-            let thread = std::thread::spawn(move || {
-                // Counted out however the run ends, so nobody waits forever.
-                struct Done;
-                impl Drop for Done {
-                    fn drop(&mut self) {
-                        run::finished();
-                    }
-                }
-                let _done = Done;
-                run::run(&d, scenarios())
-            });
-            (name, thread)
-        })
-        .collect();
-    // Every thread is joined, so that each world is torn down (its
-    // namespaces and processes) even when another one failed.
-    let reports: Vec<run::Report> = runs
-        .into_iter()
-        .map(|(name, r)| {
-            r.join().unwrap_or_else(|panic| run::Report {
-                name,
-                rows: Vec::new(),
-                problems: vec![format!(
-                    "{name}: the lab panicked: {}",
-                    panic
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("?")
-                )],
-                panels_with_data: BTreeSet::new(),
-                seconds: 0.0,
-            })
-        })
-        .collect();
-
-    println!("\n| deployment | scenario | expected | firing when it fired | seconds to alert | diagnose from v1 |");
-    println!("|---|---|---|---|---|---|");
-    for r in &reports {
-        for row in &r.rows {
-            println!("{row}");
-        }
-    }
-    for r in &reports {
-        println!("deployment {}: {:.0} s", r.name, r.seconds);
-    }
+    let reports = run_all(deployments(&filter));
+    print_table(&reports);
     let mut problems: Vec<String> = reports.iter().flat_map(|r| r.problems.clone()).collect();
-    // Every cause panel of the dashboard returned data while a scenario of
-    // its cause ran, in some deployment.
     if filter.is_empty() {
-        let seen: BTreeSet<&String> = reports.iter().flat_map(|r| &r.panels_with_data).collect();
-        let panels = world::dashboard_panels();
-        for (cause, title, _) in &panels {
-            if !seen.contains(title) {
-                problems.push(format!(
-                    "dashboard panel {title:?} ({cause}) returned no data in any of its scenarios"
-                ));
-            }
-        }
-        println!(
-            "dashboard: {} of {} cause panels returned data during their scenarios",
-            seen.len(),
-            panels.len()
-        );
+        check_dashboard_panels(&reports, &mut problems);
     }
     println!("lab: {:.0} s", started.elapsed().as_secs_f64());
     let failed = reports.iter().filter(|r| !r.problems.is_empty()).count();
@@ -158,6 +72,118 @@ fn main() {
         eprintln!("\nlab problems:\n{}", problems.join("\n"));
         std::process::exit(1);
     }
+}
+
+/// The lab builds network namespaces: it exits unless run as root.
+fn require_root() {
+    let uid = std::process::Command::new("id").arg("-u").output();
+    if !uid.is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+        eprintln!("the lab builds network namespaces: run it as root (tests/run.sh)");
+        std::process::exit(1);
+    }
+}
+
+/// Every deployment and its scenarios, or those whose name contains one
+/// of `filter`.
+fn deployments(filter: &[String]) -> Vec<(Deployment, Scenarios)> {
+    let all: Vec<(Deployment, Scenarios)> = vec![
+        (
+            Deployment::plain("plain-forwarding-origin"),
+            plain_forwarding_and_origin,
+        ),
+        (
+            Deployment::plain("plain-network-host"),
+            plain_network_and_host,
+        ),
+        (https_edge(), https_edge_scenarios),
+        (allowlisted_origin(), allowlisted_origin_scenarios),
+        (tls_both(), tls_both_scenarios),
+        (many_forwarding_ips(), many_forwarding_ips_scenarios),
+    ];
+    all.into_iter()
+        .filter(|(d, _)| filter.is_empty() || filter.iter().any(|f| d.name.contains(f.as_str())))
+        .collect()
+}
+
+/// Counts a deployment out however its run ends, so nobody waits forever.
+struct Done;
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        run::finished();
+    }
+}
+
+/// Runs the deployments side by side, each in its thread, and joins every
+/// thread, so that each world is torn down (its namespaces and processes)
+/// even when another one failed.
+fn run_all(chosen: Vec<(Deployment, Scenarios)>) -> Vec<run::Report> {
+    *run::RUNNING.0.lock().unwrap() = chosen.len();
+    let runs: Vec<_> = chosen
+        .into_iter()
+        .map(|(d, scenarios)| {
+            let name = d.name;
+            let thread = std::thread::spawn(move || {
+                let _done = Done;
+                run::run(&d, scenarios())
+            });
+            (name, thread)
+        })
+        .collect();
+    runs.into_iter()
+        .map(|(name, r)| r.join().unwrap_or_else(|panic| panicked(name, &*panic)))
+        .collect()
+}
+
+/// The report of a deployment whose thread panicked.
+fn panicked(name: &'static str, panic: &(dyn std::any::Any + Send)) -> run::Report {
+    run::Report {
+        name,
+        rows: Vec::new(),
+        problems: vec![format!(
+            "{name}: the lab panicked: {}",
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("?")
+        )],
+        panels_with_data: BTreeSet::new(),
+        seconds: 0.0,
+    }
+}
+
+/// The table of every scenario's row, then each deployment's time.
+fn print_table(reports: &[run::Report]) {
+    println!("\n| deployment | scenario | expected | firing when it fired | seconds to alert | diagnose from v1 |");
+    println!("|---|---|---|---|---|---|");
+    for r in reports {
+        for row in &r.rows {
+            println!("{row}");
+        }
+    }
+    for r in reports {
+        println!("deployment {}: {:.0} s", r.name, r.seconds);
+    }
+}
+
+/// Every cause panel of the dashboard returned data while a scenario of
+/// its cause ran, in some deployment.
+fn check_dashboard_panels(reports: &[run::Report], problems: &mut Vec<String>) {
+    let seen: BTreeSet<&String> = reports.iter().flat_map(|r| &r.panels_with_data).collect();
+    let panels = world::dashboard_panels();
+    for (cause, title, _) in &panels {
+        if !seen.contains(title) {
+            problems.push(format!(
+                "dashboard panel {title:?} ({cause}) returned no data in any of its scenarios"
+            ));
+        }
+    }
+    println!(
+        "dashboard: {} of {} cause panels returned data during their scenarios",
+        seen.len(),
+        panels.len()
+    );
 }
 
 // ---- the plain deployment -----------------------------------------------

@@ -160,19 +160,38 @@ pub fn run(d: &Deployment, scenarios: Vec<Scenario>) -> Report {
         panels_with_data: BTreeSet::new(),
         seconds: 0.0,
     };
+    if let Err(problem) = wait_up_and_settled(d, &w) {
+        report.problems.push(problem);
+        return report;
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    report.rows.push(baseline(d, &w, &mut report.problems));
+    if let Some(into) = capture_dir() {
+        w.capture(&into, "healthy baseline", ("none", "none"));
+    }
+
+    for s in scenarios {
+        run_scenario(d, &mut w, &s, &panels, &mut report);
+    }
+    if !report.problems.is_empty() {
+        report.problems.push(w.logs());
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+/// Waits until every target is up, then until the deployment has settled:
+/// every request through the proxy works, and what the deployment expects
+/// of the exporter alerts fires. The problem, with the logs, if not.
+fn wait_up_and_settled(d: &Deployment, w: &World) -> Result<(), String> {
     let targets = if d.proxy_host_site.is_some() { 4 } else { 3 };
     let up = world::wait_for(Duration::from_secs(60), || {
         let r = w.query("sum(up{job=~\"badgateway.*\"})");
         (r.first()?["value"][1].as_str()? == targets.to_string()).then_some(())
     });
     if up.is_none() {
-        report
-            .problems
-            .push(format!("targets not up: {:?}\n{}", w.query("up"), w.logs()));
-        return report;
+        return Err(format!("targets not up: {:?}\n{}", w.query("up"), w.logs()));
     }
-    // Settled: every request through the proxy works, and what the
-    // deployment expects of the exporter alerts fires.
     let settled = world::wait_for(Duration::from_secs(90), || {
         let failing = w.query("badgateway_probe_success{path=\"proxy\"} == 0");
         let working = w.query("badgateway_probe_success{path=\"proxy\"} == 1");
@@ -184,52 +203,50 @@ pub fn run(d: &Deployment, scenarios: Vec<Scenario>) -> Report {
         (failing.is_empty() && !working.is_empty() && expected).then_some(())
     });
     if settled.is_none() {
-        report.problems.push(format!(
+        return Err(format!(
             "not settled: proxy probes {:?}, exporter alerts {}\n{}",
             w.query("badgateway_probe_success{path=\"proxy\"}"),
             join(&w.alerts("firing", "exporter")),
             w.logs()
         ));
-        return report;
     }
-    std::thread::sleep(Duration::from_secs(10));
-    report.rows.push(baseline(d, &w, &mut report.problems));
-    if let Some(into) = capture_dir() {
-        w.capture(&into, "healthy baseline", ("none", "none"));
-    }
+    Ok(())
+}
 
-    for s in scenarios {
-        let mut problems = Vec::new();
-        let (row, fired) = one(d, &mut w, &s, &panels, &mut problems);
-        if fired {
-            for (cause, title, exprs) in &panels {
-                if cause == s.cause && exprs.iter().any(|e| !w.query(e).is_empty()) {
-                    report.panels_with_data.insert(title.clone());
-                }
+/// One scenario into the report: its row, its problems, and the panels of
+/// its cause that showed data while it fired.
+fn run_scenario(
+    d: &Deployment,
+    w: &mut World,
+    s: &Scenario,
+    panels: &[(String, String, Vec<String>)],
+    report: &mut Report,
+) {
+    let mut problems = Vec::new();
+    let (row, fired) = one(d, w, s, panels, &mut problems);
+    if fired {
+        for (cause, title, exprs) in panels {
+            if cause == s.cause && exprs.iter().any(|e| !w.query(e).is_empty()) {
+                report.panels_with_data.insert(title.clone());
             }
         }
-        eprintln!(
-            "lab {} / {}: {}",
-            d.name,
-            s.name,
-            if problems.is_empty() {
-                "ok".into()
-            } else {
-                problems.join("; ")
-            }
-        );
-        report.rows.push(row);
-        report.problems.extend(
-            problems
-                .into_iter()
-                .map(|p| format!("{} / {}: {p}", d.name, s.name)),
-        );
     }
-    if !report.problems.is_empty() {
-        report.problems.push(w.logs());
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    report
+    eprintln!(
+        "lab {} / {}: {}",
+        d.name,
+        s.name,
+        if problems.is_empty() {
+            "ok".into()
+        } else {
+            problems.join("; ")
+        }
+    );
+    report.rows.push(row);
+    report.problems.extend(
+        problems
+            .into_iter()
+            .map(|p| format!("{} / {}: {p}", d.name, s.name)),
+    );
 }
 
 fn baseline(d: &Deployment, w: &World, problems: &mut Vec<String>) -> String {
@@ -289,79 +306,125 @@ fn one(
         }
     };
     if hit.is_some() {
-        if let Some(into) = capture_dir() {
-            w.capture(&into, s.name, (s.cause, s.reason));
-        }
-        let others: Vec<_> = fired
-            .iter()
-            .filter(|(c, r)| c != s.cause && !tolerated(d, Some(s), c, r))
-            .collect();
-        if !others.is_empty() {
-            problems.push(format!("other causes fired: {others:?}"));
-        }
-        let notified = world::wait_for(Duration::from_secs(15), || {
-            let got = w.sink.lock().unwrap();
-            got.iter()
-                .any(|n| {
-                    n["status"] == "firing"
-                        && n["alerts"].as_array().is_some_and(|a| {
-                            a.iter().any(|x| {
-                                x["labels"]["reason"] == s.reason && x["labels"]["cause"] == s.cause
-                            })
-                        })
-                })
-                .then_some(())
-        });
-        if notified.is_none() {
-            problems.push("no notification at the webhook".into());
-        }
-        let answer;
-        (diagnosed, answer) = w.diagnose();
-        if diagnosed != s.diagnose {
-            problems.push(format!(
-                "diagnose named {diagnosed}, not {}: {answer}",
-                s.diagnose
-            ));
-        }
-        if let Some(problem) = s.check.and_then(|c| c(w)) {
-            problems.push(problem);
-        }
-        // Held: no fire/resolve cycle while the fault lasts.
-        let until = Instant::now() + s.steady;
-        while Instant::now() < until {
-            if !w.firing().contains(&want) {
-                problems.push(format!(
-                    "resolved after {:.1} s while the fault went on",
-                    started.elapsed().as_secs_f64()
-                ));
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        let leaked: Vec<String> = w
-            .sink
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|n| n["status"] == "firing")
-            .flat_map(|n| n["alerts"].as_array().cloned().unwrap_or_default())
-            .filter(|x| x["status"] == "firing")
-            .map(|x| {
-                (
-                    x["labels"]["cause"].as_str().unwrap_or("").to_owned(),
-                    x["labels"]["reason"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .filter(|(c, r)| c != s.cause && !tolerated(d, Some(s), c, r))
-            .map(|(c, r)| format!("{c}/{r}"))
-            .collect();
-        if !leaked.is_empty() {
-            problems.push(format!("notified other causes: {leaked:?}"));
-        }
+        diagnosed = check_while_firing(d, w, s, &fired, started, problems);
     }
     (s.remove)(w);
-    // Recovered: nothing firing, and nothing pending that could fire
-    // during the next scenario, but what the deployment always has.
+    check_recovered(d, w, problems);
+    let row = format!(
+        "| {} | {} | {}/{} | {} | {} | {} |",
+        d.name,
+        s.name,
+        s.cause,
+        s.reason,
+        join(&fired),
+        seconds.map_or("-".into(), |s| format!("{s:.1}")),
+        diagnosed
+    );
+    (row, hit.is_some())
+}
+
+/// Once the scenario's alert fired: capture, no other cause firing, the
+/// webhook notified, `diagnose`'s answer, the scenario's own check, held
+/// without flapping, no other cause notified. Returns what `diagnose`
+/// named.
+fn check_while_firing(
+    d: &Deployment,
+    w: &World,
+    s: &Scenario,
+    fired: &BTreeSet<(String, String)>,
+    started: Instant,
+    problems: &mut Vec<String>,
+) -> String {
+    if let Some(into) = capture_dir() {
+        w.capture(&into, s.name, (s.cause, s.reason));
+    }
+    let others: Vec<_> = fired
+        .iter()
+        .filter(|(c, r)| c != s.cause && !tolerated(d, Some(s), c, r))
+        .collect();
+    if !others.is_empty() {
+        problems.push(format!("other causes fired: {others:?}"));
+    }
+    if !webhook_notified(w, s) {
+        problems.push("no notification at the webhook".into());
+    }
+    let (diagnosed, answer) = w.diagnose();
+    if diagnosed != s.diagnose {
+        problems.push(format!(
+            "diagnose named {diagnosed}, not {}: {answer}",
+            s.diagnose
+        ));
+    }
+    if let Some(problem) = s.check.and_then(|c| c(w)) {
+        problems.push(problem);
+    }
+    check_held(w, s, started, problems);
+    let leaked = notified_other_causes(d, w, s);
+    if !leaked.is_empty() {
+        problems.push(format!("notified other causes: {leaked:?}"));
+    }
+    diagnosed
+}
+
+/// Whether the webhook sink got a firing notification for the scenario's
+/// (cause, reason) within 15 s.
+fn webhook_notified(w: &World, s: &Scenario) -> bool {
+    let notified = world::wait_for(Duration::from_secs(15), || {
+        let got = w.sink.lock().unwrap();
+        got.iter()
+            .any(|n| {
+                n["status"] == "firing"
+                    && n["alerts"].as_array().is_some_and(|a| {
+                        a.iter().any(|x| {
+                            x["labels"]["reason"] == s.reason && x["labels"]["cause"] == s.cause
+                        })
+                    })
+            })
+            .then_some(())
+    });
+    notified.is_some()
+}
+
+/// Held: no fire/resolve cycle while the fault lasts (`s.steady`).
+fn check_held(w: &World, s: &Scenario, started: Instant, problems: &mut Vec<String>) {
+    let want = (s.cause.to_owned(), s.reason.to_owned());
+    let until = Instant::now() + s.steady;
+    while Instant::now() < until {
+        if !w.firing().contains(&want) {
+            problems.push(format!(
+                "resolved after {:.1} s while the fault went on",
+                started.elapsed().as_secs_f64()
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Firing alerts the webhook got for causes other than the scenario's and
+/// not tolerated, as `cause/reason`.
+fn notified_other_causes(d: &Deployment, w: &World, s: &Scenario) -> Vec<String> {
+    w.sink
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "firing")
+        .flat_map(|n| n["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|x| x["status"] == "firing")
+        .map(|x| {
+            (
+                x["labels"]["cause"].as_str().unwrap_or("").to_owned(),
+                x["labels"]["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .filter(|(c, r)| c != s.cause && !tolerated(d, Some(s), c, r))
+        .map(|(c, r)| format!("{c}/{r}"))
+        .collect()
+}
+
+/// Recovered: nothing firing, and nothing pending that could fire during
+/// the next scenario, but what the deployment always has.
+fn check_recovered(d: &Deployment, w: &World, problems: &mut Vec<String>) {
     let recovered = world::wait_for(Duration::from_secs(120), || {
         let left: BTreeSet<_> = w
             .alerts("firing|pending", ".+")
@@ -376,15 +439,4 @@ fn one(
             join(&w.alerts("firing|pending", SITE_CAUSES))
         ));
     }
-    let row = format!(
-        "| {} | {} | {}/{} | {} | {} | {} |",
-        d.name,
-        s.name,
-        s.cause,
-        s.reason,
-        join(&fired),
-        seconds.map_or("-".into(), |s| format!("{s:.1}")),
-        diagnosed
-    );
-    (row, hit.is_some())
 }

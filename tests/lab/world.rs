@@ -455,45 +455,11 @@ pub fn build(d: &Deployment) -> World {
     let monitor = lab.add_host("m", "192.0.2.129/26", &format!("{MONITOR_IP}/26"));
     let dir = lab.dir.path().to_owned();
     let backend = OriginServer::start(Some(&lab.origin.name), "127.0.0.1:8081".parse().unwrap());
-    for ip in d.proxy_extra_ips {
-        lab.proxy
-            .exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-    }
-    if let Some(src) = d.proxy_route_src {
-        lab.proxy.exec(&[
-            "ip",
-            "route",
-            "replace",
-            "default",
-            "via",
-            "198.51.100.1",
-            "src",
-            src,
-        ]);
-    }
+    address_proxy_host(&lab, d);
     let ca = (d.proxy_tls || d.origin_tls).then(|| common::tls::TestCa::new(&dir));
     let proxy_conf = proxy_conf(&lab, d, ca.as_ref());
     let sink = sink(&lab.extra[monitor]);
-    let origin_dir = dir.join("nginx-origin");
-    fs::create_dir_all(&origin_dir).unwrap();
-    let tls_listen = if d.origin_tls {
-        ca.as_ref()
-            .expect("a CA")
-            .leaf(&origin_dir, "www.example.com", false);
-        format!(
-            "  listen {ORIGIN_IP}:443 ssl;\n  ssl_certificate {0}/cert.pem;\n  ssl_certificate_key {0}/key.pem;\n",
-            origin_dir.display()
-        )
-    } else {
-        String::new()
-    };
-    let origin_conf = format!(
-        "{}\nserver {{\n  listen {ORIGIN_IP}:80;\n{tls_listen}  access_log {1}/access.log {2};\n  include {1}/extra.conf;\n  \
-         location / {{ proxy_pass http://127.0.0.1:8081; proxy_set_header Host $host; }}\n}}\n",
-        d.origin_http,
-        origin_dir.display(),
-        d.origin_log,
-    );
+    let origin_conf = origin_conf(&dir, d, ca.as_ref());
     let mut w = World {
         name: d.name,
         lab,
@@ -514,17 +480,7 @@ pub fn build(d: &Deployment) -> World {
         proxy_nginx: None,
         proxy_conf,
         ca,
-        probers: [
-            ("v1", "192.0.2.2:9502".to_owned()),
-            ("v2", format!("{V2_IP}:9502")),
-        ]
-        .into_iter()
-        .chain(
-            d.proxy_host_site
-                .is_some()
-                .then(|| ("vp", format!("{PROXY_IP}:9502"))),
-        )
-        .collect(),
+        probers: prober_addresses(d),
     };
     w.start_proxy_nginx();
     w.start_origin_nginx();
@@ -532,6 +488,71 @@ pub fn build(d: &Deployment) -> World {
     start_probers(&mut w, d);
     start_monitoring(&mut w, d);
     w
+}
+
+/// The proxy host's extra addresses, and the source of its own
+/// connections where the deployment moves it.
+fn address_proxy_host(lab: &Lab, d: &Deployment) {
+    for ip in d.proxy_extra_ips {
+        lab.proxy
+            .exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+    if let Some(src) = d.proxy_route_src {
+        lab.proxy.exec(&[
+            "ip",
+            "route",
+            "replace",
+            "default",
+            "via",
+            "198.51.100.1",
+            "src",
+            src,
+        ]);
+    }
+}
+
+/// Where the origin's nginx passes every request: the backend.
+const ORIGIN_LOCATION: &str =
+    "location / { proxy_pass http://127.0.0.1:8081; proxy_set_header Host $host; }";
+
+/// The origin's nginx configuration (http, https too where the deployment
+/// asks, with a certificate of the lab's CA), in `dir`/nginx-origin.
+fn origin_conf(dir: &Path, d: &Deployment, ca: Option<&common::tls::TestCa>) -> String {
+    let origin_dir = dir.join("nginx-origin");
+    fs::create_dir_all(&origin_dir).unwrap();
+    let tls_listen = if d.origin_tls {
+        ca.expect("a CA")
+            .leaf(&origin_dir, "www.example.com", false);
+        format!(
+            "  listen {ORIGIN_IP}:443 ssl;\n  ssl_certificate {0}/cert.pem;\n  ssl_certificate_key {0}/key.pem;\n",
+            origin_dir.display()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{}\nserver {{\n  listen {ORIGIN_IP}:80;\n{tls_listen}  access_log {1}/access.log {2};\n  include {1}/extra.conf;\n  \
+         {ORIGIN_LOCATION}\n}}\n",
+        d.origin_http,
+        origin_dir.display(),
+        d.origin_log,
+    )
+}
+
+/// Each prober's vantage and /metrics address: the two vantages, and the
+/// proxy host where the deployment runs a prober there.
+fn prober_addresses(d: &Deployment) -> Vec<(&'static str, String)> {
+    [
+        ("v1", "192.0.2.2:9502".to_owned()),
+        ("v2", format!("{V2_IP}:9502")),
+    ]
+    .into_iter()
+    .chain(
+        d.proxy_host_site
+            .is_some()
+            .then(|| ("vp", format!("{PROXY_IP}:9502"))),
+    )
+    .collect()
 }
 
 /// The proxy's nginx configuration, and its certificate where it serves
