@@ -143,7 +143,7 @@ reasons! {
     ProbesStale, "probes_stale", Exporter,
         "The exporter's probe rounds of a site stopped finishing.";
     VantageCutOff, "vantage_cut_off", Exporter,
-        "This machine's own network is cut off (no route, no name resolution): nothing it probes answers, which says nothing about the site.";
+        "This machine cannot probe: its own network is cut off (no route, no name resolution), or it has no sockets left (out of file descriptors or ports). What it probes fails from here, which says nothing about the site.";
     OriginNotProbeable, "origin_not_probeable", Exporter,
         "The origin does not admit the prober's direct probes (it admits only the forwarding ranges): a blocked forwarding IP and a failing origin cannot be told apart from here.";
     ProxyOwnAnswer, "proxy_own_answer", Exporter,

@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::Config;
 use crate::prober::probe::icmp::Pingers;
-use crate::prober::results::Results;
+use crate::prober::results::{Results, SiteResult};
 use crate::prober::round::SiteProber;
 
 /// The running site tasks; dropping it stops them.
@@ -123,6 +123,16 @@ impl SiteRunner {
         loop {
             ticker.tick().await;
             let result = self.prober.round(previous.as_ref()).await;
+            let was_out = previous.as_ref().is_some_and(SiteResult::out_of_sockets);
+            if result.out_of_sockets() && !was_out {
+                let why = result
+                    .targets
+                    .iter()
+                    .find(|t| t.unsent > 0)
+                    .and_then(|t| t.http.detail.clone())
+                    .unwrap_or_default();
+                tracing::warn!(site = %site.name, error = %why, "probes cannot open sockets on this host (out of file descriptors or ports): their requests are not sent, and this vantage reads as cut off until they can");
+            }
             previous = Some(result.clone());
             let rendered = render::render(&site.name, &result);
             self.results.record(&site.name, result, rendered);
