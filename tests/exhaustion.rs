@@ -55,7 +55,7 @@ fn a_prober_out_of_descriptors_blames_itself() {
             ("error", "local_resource"),
         ];
         match s.get("badgateway_probe_error", &local) {
-            Some(v) if v == 1.0 => Ok(s),
+            Some(1.0) => Ok(s),
             _ => Err(format!("no local_resource error yet:\n{body}")),
         }
     });
