@@ -4,34 +4,68 @@
 //! address) of the site at the same time, decides the forwarding flag from
 //! that same round, and stores the results.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::prober::render;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::Config;
+use crate::config::{Config, EchoSettings, Site};
 use crate::prober::probe::icmp::Pingers;
 use crate::prober::results::{Results, SiteResult};
 use crate::prober::round::SiteProber;
 
-/// The running site tasks; dropping it stops them.
+/// The running site tasks, by site name; dropping it stops them.
+#[derive(Default)]
 pub struct Scheduler {
-    tasks: Vec<JoinHandle<()>>,
+    running: BTreeMap<String, RunningSite>,
+}
+
+/// A site's task and what it was started with.
+struct RunningSite {
+    key: SiteKey,
+    task: JoinHandle<()>,
+    /// When its first round was due, and its interval: its phase.
+    first: Instant,
+    interval: Duration,
+}
+
+/// When the next round of a task started at `first` every `interval` is
+/// due, after `now`.
+fn next_round(first: Instant, interval: Duration, now: Instant) -> Instant {
+    if first >= now || interval.is_zero() {
+        return first;
+    }
+    let rounds = ((now - first).as_nanos() / interval.as_nanos()) as u32 + 1;
+    first + interval * rounds
 }
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        for r in self.running.values() {
+            r.task.abort();
         }
     }
 }
 
+/// Everything a site's rounds depend on: when it is equal after a reload,
+/// the site keeps running as it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SiteKey {
+    site: Site,
+    icmp: EchoSettings,
+    tcp: EchoSettings,
+    /// The CA file's contents when the site names one: a new certificate
+    /// in the same file is a change.
+    ca: Option<Vec<u8>>,
+}
+
 /// A site's task: its prober, and where its rounds go.
 struct SiteRunner {
+    key: SiteKey,
     prober: Arc<SiteProber>,
     results: Arc<Results>,
 }
@@ -43,6 +77,23 @@ struct SiteRunner {
 pub struct ScheduleError {
     site: String,
     source: crate::prober::tls::ProbeTlsError,
+}
+
+/// What applying a schedule changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Sites whose settings did not change: they keep their schedule.
+    pub kept: usize,
+    /// Sites whose settings changed: started anew at their old phase.
+    pub restarted: usize,
+    pub started: usize,
+    pub stopped: usize,
+}
+
+impl Changes {
+    pub fn none(&self) -> bool {
+        self.restarted == 0 && self.started == 0 && self.stopped == 0
+    }
 }
 
 impl Scheduler {
@@ -74,6 +125,16 @@ impl Scheduler {
                 }
             };
             runners.push(SiteRunner {
+                key: SiteKey {
+                    site: site.clone(),
+                    icmp: config.probe.icmp.clone(),
+                    tcp: config.probe.tcp.clone(),
+                    ca: site
+                        .tls
+                        .ca_file
+                        .as_ref()
+                        .and_then(|f| std::fs::read(f).ok()),
+                },
                 prober: Arc::new(SiteProber {
                     site: site.clone(),
                     tls,
@@ -87,29 +148,62 @@ impl Scheduler {
         }
         Ok(Prepared { runners })
     }
+
+    /// Run `prepared` in place of what runs now. A site whose settings did
+    /// not change keeps its task and its schedule; a changed one starts
+    /// anew when its old task's next round was due (so a site changed at
+    /// every reload still runs on time); a new one starts at its place in
+    /// the even spread over the interval; a site gone stops.
+    pub fn apply(&mut self, prepared: Prepared) -> Changes {
+        let now = Instant::now();
+        let n = prepared.runners.len().max(1) as u32;
+        let mut changes = Changes::default();
+        let mut next = BTreeMap::new();
+        for (i, runner) in prepared.runners.into_iter().enumerate() {
+            let name = runner.key.site.name.clone();
+            let old = self.running.remove(&name);
+            let first = match old {
+                Some(old) if old.key == runner.key => {
+                    changes.kept += 1;
+                    next.insert(name, old);
+                    continue;
+                }
+                Some(old) => {
+                    changes.restarted += 1;
+                    old.task.abort();
+                    next_round(old.first, old.interval, now)
+                }
+                None => {
+                    changes.started += 1;
+                    // Even spread: site i of n starts i/n of its interval in.
+                    now + runner.key.site.interval / n * i as u32
+                }
+            };
+            let interval = runner.key.site.interval;
+            let key = runner.key.clone();
+            let task = tokio::spawn(runner.run(first));
+            next.insert(
+                name,
+                RunningSite {
+                    key,
+                    task,
+                    first,
+                    interval,
+                },
+            );
+        }
+        for gone in std::mem::take(&mut self.running).into_values() {
+            changes.stopped += 1;
+            gone.task.abort();
+        }
+        self.running = next;
+        changes
+    }
 }
 
 /// A schedule ready to start.
 pub struct Prepared {
     runners: Vec<SiteRunner>,
-}
-
-impl Prepared {
-    pub fn start(self) -> Scheduler {
-        let n = self.runners.len().max(1) as u32;
-        let now = Instant::now();
-        let tasks = self
-            .runners
-            .into_iter()
-            .enumerate()
-            .map(|(i, runner)| {
-                // Even spread: site i of n starts i/n of its interval in.
-                let offset = runner.prober.site.interval / n * i as u32;
-                tokio::spawn(runner.run(now + offset))
-            })
-            .collect();
-        Scheduler { tasks }
-    }
 }
 
 impl SiteRunner {
@@ -137,5 +231,22 @@ impl SiteRunner {
             let rendered = render::render(&site.name, &result);
             self.results.record(&site.name, result, rendered);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_round_keeps_the_phase() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // Not started yet: its first round.
+        assert_eq!(next_round(t0 + s(5), s(15), t0), t0 + s(5));
+        // Started: the next multiple of the interval after now.
+        assert_eq!(next_round(t0, s(15), t0 + s(1)), t0 + s(15));
+        assert_eq!(next_round(t0, s(15), t0 + s(15)), t0 + s(30));
+        assert_eq!(next_round(t0, s(15), t0 + s(44)), t0 + s(45));
     }
 }

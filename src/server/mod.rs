@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,9 +59,19 @@ struct App {
     exposition: Exposition,
     results: Arc<Results>,
     pingers: Arc<Pingers>,
-    scheduler: Mutex<Option<Scheduler>>,
-    /// One reload at a time.
-    reloading: tokio::sync::Mutex<()>,
+    scheduler: Mutex<Scheduler>,
+    /// The agent's settings as last applied (`None`: no agent).
+    agent_config: Mutex<Option<AgentConfig>>,
+    /// Reloads asked for so far; the last one done, one at a time.
+    asked: AtomicU64,
+    reloaded: tokio::sync::Mutex<Reloaded>,
+}
+
+/// The last reload done: requests numbered up to `generation` share its
+/// outcome, since it read the file after they were made.
+struct Reloaded {
+    generation: u64,
+    outcome: Result<(), String>,
 }
 
 /// Serve the exporter on `listener` until `shutdown` completes. The first
@@ -78,10 +89,15 @@ pub async fn run(
         exposition,
         results,
         pingers,
-        scheduler: Mutex::new(None),
-        reloading: tokio::sync::Mutex::new(()),
+        scheduler: Mutex::new(Scheduler::default()),
+        agent_config: Mutex::new(None),
+        asked: AtomicU64::new(0),
+        reloaded: tokio::sync::Mutex::new(Reloaded {
+            generation: 0,
+            outcome: Ok(()),
+        }),
     });
-    app.reload().await?;
+    app.load_and_apply().await?;
     tokio::spawn(reload_on_sighup(Arc::clone(&app)));
 
     let router = Router::new()
@@ -94,17 +110,31 @@ pub async fn run(
     let web = app.settings.web.clone();
     crate::web::serve(listener, router, web, shutdown).await?;
     // Stop the probes before returning.
-    app.scheduler
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
+    std::mem::take(&mut *app.scheduler.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(())
 }
 
 impl App {
-    /// Load the configuration and swap the running schedule for its one.
-    async fn reload(&self) -> Result<(), LoadError> {
-        let _one = self.reloading.lock().await;
+    /// Reload on request (`POST /-/reload`, SIGHUP). Requests that arrive
+    /// while a reload runs are coalesced: they wait for the next one and
+    /// share its outcome, so a storm of requests costs one reload at a time.
+    async fn reload(&self) -> Result<(), String> {
+        let mine = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut done = self.reloaded.lock().await;
+        if done.generation >= mine {
+            return done.outcome.clone();
+        }
+        let upto = self.asked.load(Ordering::SeqCst);
+        let outcome = self.load_and_apply().await.map_err(|e| e.to_string());
+        *done = Reloaded {
+            generation: upto,
+            outcome: outcome.clone(),
+        };
+        outcome
+    }
+
+    /// Load the configuration and apply it: only what changed restarts.
+    async fn load_and_apply(&self) -> Result<(), LoadError> {
         let loaded = self.load().await;
         self.exposition
             .me
@@ -143,16 +173,37 @@ impl App {
             (None, None) => Some(AgentConfig::default()),
             (None, Some(_)) => None,
         };
-        let agent = agent_config
-            .map(|a| Agent::start(&a, &self.settings.os, &self.settings.disabled_collectors));
-        self.exposition.set_agent(agent);
+        let agent_changed = {
+            let mut current = self.agent_config.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *current != agent_config;
+            *current = agent_config.clone();
+            changed
+        };
+        if agent_changed {
+            let agent = agent_config
+                .map(|a| Agent::start(&a, &self.settings.os, &self.settings.disabled_collectors));
+            self.exposition.set_agent(agent);
+        }
         let names: Vec<String> = config.sites.iter().map(|s| s.name.clone()).collect();
-        let mut running = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
-        // Dropping the old schedule stops its tasks before the new starts.
-        running.take();
+        let changes = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(prepared);
         self.results.retain_sites(|n| names.iter().any(|k| k == n));
-        *running = Some(prepared.start());
-        tracing::info!(sites = names.len(), "configuration loaded");
+        if changes.none() && !agent_changed {
+            tracing::info!(sites = names.len(), "configuration loaded, unchanged");
+        } else {
+            tracing::info!(
+                sites = names.len(),
+                kept = changes.kept,
+                restarted = changes.restarted,
+                started = changes.started,
+                stopped = changes.stopped,
+                agent_restarted = agent_changed,
+                "configuration loaded"
+            );
+        }
         Ok(())
     }
 
