@@ -1,3 +1,5 @@
+// Why one file: a scenario run and its checks (what fired, what must stay
+// quiet, recovery, the dashboard) share one timeline and its report.
 //! Runs one deployment's scenarios in order: the healthy baseline first,
 //! then each fault injected, its alert awaited (bounded), held where it
 //! must not flap, removed, and recovery awaited. Every miss is a problem;
