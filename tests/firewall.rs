@@ -40,6 +40,7 @@ fn os_of(ns: &Netns) -> Os {
         iptables_save: ns.words(&["iptables-save"]),
         ip6tables_save: ns.words(&["ip6tables-save"]),
         nft_list: ns.words(&["nft", "-j", "list", "ruleset"]),
+        nft_monitor: ns.words(&["nft", "monitor"]),
         ..Os::default()
     }
 }
@@ -320,6 +321,68 @@ fn lines(c: &FirewallCollector) -> Result<Vec<String>, String> {
         .into_iter()
         .map(|(series, value)| format!("{series} {value}"))
         .collect())
+}
+
+/// How long after `change` the collector reports `want` for 198.51.100.0/24.
+async fn seconds_until(c: &FirewallCollector, ns: &Netns, change: &str, want: &str) -> f64 {
+    let line = format!("badgateway_firewall_verdict{{range=\"198.51.100.0/24\",verdict=\"{want}\"}} 1");
+    let started = std::time::Instant::now();
+    shell(ns, change);
+    wait::until_async(Duration::from_secs(10), Duration::from_millis(20), || {
+        let l = lines(c).unwrap_or_else(|e| panic!("collect: {e}"));
+        if l.contains(&line) {
+            Ok(())
+        } else {
+            Err(format!("not {want} yet: {l:?}"))
+        }
+    })
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
+/// A rule added or removed shows within seconds, not at the next 30 s
+/// read: `nft monitor` reports every ruleset change (iptables-nft's too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_change_shows_within_seconds() {
+    let ns = ns();
+    let cfg = config(&["198.51.100.0/24"], &[80], FirewallMode::Auto);
+    let c = FirewallCollector::start(&cfg, &os_of(&ns));
+    let first = seconds_until(&c, &ns, "true", "allowed").await;
+    let mut delays = vec![first];
+    for (change, want) in [
+        ("iptables -I INPUT -s 198.51.100.0/24 -j DROP", "blocked"),
+        ("iptables -D INPUT -s 198.51.100.0/24 -j DROP", "allowed"),
+        (
+            "nft add table inet t; nft add chain inet t in '{ type filter hook input priority 0; }'; \
+             nft add rule inet t in ip saddr 198.51.100.0/24 tcp dport 80 drop",
+            "blocked",
+        ),
+        ("nft delete table inet t", "allowed"),
+    ] {
+        let took = seconds_until(&c, &ns, change, want).await;
+        assert!(took < 5.0, "{change}: {took:.1} s");
+        delays.push(took);
+    }
+    eprintln!("first evaluation and the four changes, seconds: {delays:.2?}");
+}
+
+/// Without change events (no nft monitor), the rules are read every 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_change_events_a_change_shows_within_five_seconds() {
+    let ns = ns();
+    let cfg = config(&["198.51.100.0/24"], &[80], FirewallMode::Iptables);
+    let mut os = os_of(&ns);
+    os.nft_monitor = vec!["/nonexistent/nft".into(), "monitor".into()];
+    let c = FirewallCollector::start(&cfg, &os);
+    seconds_until(&c, &ns, "true", "allowed").await;
+    let took = seconds_until(
+        &c,
+        &ns,
+        "iptables -I INPUT -s 198.51.100.0/24 -j DROP",
+        "blocked",
+    )
+    .await;
+    assert!(took < 6.0, "{took:.1} s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

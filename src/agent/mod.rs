@@ -34,6 +34,10 @@ pub struct Os {
     pub ip6tables_save: Vec<String>,
     /// The command that prints the nftables ruleset as JSON.
     pub nft_list: Vec<String>,
+    /// The command that prints a line for every change to the nftables
+    /// ruleset (iptables-nft's changes included), so the firewall is read
+    /// again at once.
+    pub nft_monitor: Vec<String>,
 }
 
 impl Default for Os {
@@ -43,6 +47,7 @@ impl Default for Os {
             iptables_save: vec!["iptables-save".into()],
             ip6tables_save: vec!["ip6tables-save".into()],
             nft_list: vec!["nft".into(), "-j".into(), "list".into(), "ruleset".into()],
+            nft_monitor: vec!["nft".into(), "monitor".into()],
         }
     }
 }

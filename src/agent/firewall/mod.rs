@@ -1,8 +1,12 @@
 //! The firewall collector: what this host's own firewall does with a new
 //! TCP connection from each forwarding range to each web port.
 //!
-//! A background task reads the rules every 30 s (`iptables-save`,
-//! `ip6tables-save`, `nft -j list ruleset`; never at scrape time), compiles
+//! A background task reads the rules (`iptables-save`, `ip6tables-save`,
+//! `nft -j list ruleset`; never at scrape time) at start, within a fraction
+//! of a second of every ruleset change that `nft monitor` reports (nftables
+//! and iptables-nft), and every 30 s besides; every 5 s instead where no
+//! change can be heard (no `nft`, or iptables on the legacy backend). It
+//! compiles
 //! them into the small language of [`model`] and runs it as the kernel
 //! would ([`verdict`]). Each range gets one verdict — `allowed`, `blocked`,
 //! `rate_limited` or `unknown` — combined over its addresses and the web
@@ -44,8 +48,13 @@ pub use command::CommandError;
 pub use evaluate::{evaluate, judge_outputs, Captured, Evaluation, FirewallError, Outputs};
 pub use verdict::{FirewallVerdict, RangeVerdict};
 
-/// How often the rules are read again.
+/// How often the rules are read again while changes are heard.
 pub const INTERVAL: Duration = Duration::from_secs(30);
+/// How often they are read where no change can be heard.
+pub const DEAF_INTERVAL: Duration = Duration::from_secs(5);
+/// A burst of changes (a ruleset restored rule by rule) is read once, this
+/// long after its last change.
+const SETTLE: Duration = Duration::from_millis(200);
 
 enum State {
     /// `firewall: off`: nothing to report.
@@ -119,22 +128,106 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 async fn run_loop(job: Arc<(AgentConfig, Os)>, state: Arc<Mutex<State>>, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut changes = Monitor::start(&job.1.nft_monitor);
+    let mut legacy = false;
     loop {
-        tick.tick().await;
-        let job = Arc::clone(&job);
-        // The commands and the evaluation block: off the async workers.
-        let result = tokio::task::spawn_blocking(move || evaluate(&job.0, &job.1)).await;
-        let next = match result {
-            Ok(Ok(eval)) => {
-                tracing::debug!(ranges = eval.ranges.len(), "firewall evaluated");
-                State::Done(eval, SystemTime::now())
-            }
-            Ok(Err(e)) => State::Failed(e.to_string()),
-            Err(e) => State::Failed(format!("the firewall evaluation failed: {e}")),
+        let legacy_seen = evaluate_once(&job, &state).await;
+        legacy = legacy_seen.unwrap_or(legacy);
+        let heard = changes.running() && !legacy;
+        let wait = if heard {
+            interval
+        } else {
+            interval.min(DEAF_INTERVAL)
         };
-        *lock(&state) = next;
+        changes.next_change(wait).await;
+    }
+}
+
+/// One evaluation into `state`; whether legacy iptables was read, when it
+/// worked.
+async fn evaluate_once(job: &Arc<(AgentConfig, Os)>, state: &Mutex<State>) -> Option<bool> {
+    let job = Arc::clone(job);
+    // The commands and the evaluation block: off the async workers.
+    let result = tokio::task::spawn_blocking(move || evaluate(&job.0, &job.1)).await;
+    let next = match result {
+        Ok(Ok(eval)) => {
+            tracing::debug!(ranges = eval.ranges.len(), "firewall evaluated");
+            State::Done(eval, SystemTime::now())
+        }
+        Ok(Err(e)) => State::Failed(e.to_string()),
+        Err(e) => State::Failed(format!("the firewall evaluation failed: {e}")),
+    };
+    let legacy = match &next {
+        State::Done(eval, _) => Some(eval.legacy_iptables),
+        _ => None,
+    };
+    *lock(state) = next;
+    legacy
+}
+
+/// `nft monitor` as a child: a line for every ruleset change. Killed when
+/// dropped, with the collector.
+struct Monitor {
+    lines: Option<tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>>,
+    _child: Option<tokio::process::Child>,
+}
+
+impl Monitor {
+    fn start(argv: &[String]) -> Monitor {
+        let spawned = argv.split_first().map(|(cmd, args)| {
+            tokio::process::Command::new(cmd)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+        });
+        match spawned {
+            Some(Ok(mut child)) => {
+                let lines = child
+                    .stdout
+                    .take()
+                    .map(|out| tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(out)));
+                Monitor {
+                    lines,
+                    _child: Some(child),
+                }
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::debug!(command = %argv.join(" "), error = %e, "no ruleset change events; the firewall is polled every 5 s");
+                }
+                Monitor {
+                    lines: None,
+                    _child: None,
+                }
+            }
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.lines.is_some()
+    }
+
+    /// Wait for a change (then for the burst to settle) or for `wait`.
+    async fn next_change(&mut self, wait: Duration) {
+        let Some(lines) = self.lines.as_mut() else {
+            tokio::time::sleep(wait).await;
+            return;
+        };
+        match tokio::time::timeout(wait, lines.next_line()).await {
+            Err(_) => return,
+            Ok(Ok(Some(_))) => {}
+            Ok(_) => {
+                // The monitor ended: poll from now on.
+                tracing::debug!("nft monitor ended; the firewall is polled every 5 s");
+                self.lines = None;
+                return;
+            }
+        }
+        // Drain the rest of the burst.
+        while let Ok(Ok(Some(_))) = tokio::time::timeout(SETTLE, lines.next_line()).await {}
     }
 }
 
