@@ -40,6 +40,14 @@ pub struct Cli {
     #[arg(long = "path.procfs", value_name = "PATH", default_value = "/proc")]
     pub procfs: PathBuf,
 
+    /// Probe only this shard of the configured sites: `I/N` (I from 0),
+    /// the sites whose name Prometheus' hashmod puts at I modulo N. N
+    /// probers of one vantage with the same configuration split its
+    /// sites, each site in exactly one (in a StatefulSet:
+    /// `--shard=$(POD_INDEX)/N`).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::prober::shard::Shard>,
+
     /// The agent collectors turned off (`--no-collector.NAME`, one flag
     /// per registered collector: see [`command`]).
     #[arg(skip)]

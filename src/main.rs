@@ -78,6 +78,7 @@ fn serve(cli: Cli) -> ExitCode {
                 ..Os::default()
             },
             disabled_collectors: cli.disabled_collectors.clone(),
+            shard: cli.shard,
             config_file: cli.config,
             web,
         };

@@ -325,7 +325,8 @@ fn lines(c: &FirewallCollector) -> Result<Vec<String>, String> {
 
 /// How long after `change` the collector reports `want` for 198.51.100.0/24.
 async fn seconds_until(c: &FirewallCollector, ns: &Netns, change: &str, want: &str) -> f64 {
-    let line = format!("badgateway_firewall_verdict{{range=\"198.51.100.0/24\",verdict=\"{want}\"}} 1");
+    let line =
+        format!("badgateway_firewall_verdict{{range=\"198.51.100.0/24\",verdict=\"{want}\"}} 1");
     let started = std::time::Instant::now();
     shell(ns, change);
     wait::until_async(Duration::from_secs(10), Duration::from_millis(20), || {

@@ -28,8 +28,7 @@ impl Running {
         let settings = Settings {
             config_file: config_file.map(Path::to_owned),
             web: None,
-            os: Default::default(),
-            disabled_collectors: Vec::new(),
+            ..Settings::default()
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();

@@ -13,4 +13,5 @@ pub mod render;
 pub mod results;
 pub mod round;
 pub mod scheduler;
+pub mod shard;
 pub mod tls;

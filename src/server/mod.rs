@@ -20,6 +20,7 @@ use crate::config::{AgentConfig, Config, ConfigErrors};
 use crate::prober::probe::icmp::Pingers;
 use crate::prober::results::Results;
 use crate::prober::scheduler::{ScheduleError, Scheduler};
+use crate::prober::shard::Shard;
 use crate::web::WebConfig;
 use scrape::Exposition;
 
@@ -36,6 +37,8 @@ pub struct Settings {
     pub os: Os,
     /// Agent collectors turned off (`--no-collector.NAME`).
     pub disabled_collectors: Vec<String>,
+    /// Probe only this shard of the sites (`--shard I/N`).
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,13 +143,18 @@ impl App {
             .me
             .config_last_reload_successful
             .set(i64::from(loaded.is_ok()));
-        let config = match loaded {
+        let mut config = match loaded {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "configuration not loaded; the previous one keeps running");
                 return Err(e);
             }
         };
+        if let Some(shard) = self.settings.shard {
+            let all = config.sites.len();
+            config.sites.retain(|s| shard.owns(&s.name));
+            tracing::info!(%shard, sites = config.sites.len(), of = all, "probing this shard's sites");
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -345,7 +345,7 @@ fn kubernetes_agent_as_non_root_would_not_read_the_firewall() {
 
 #[test]
 fn kubernetes_prober_pings_without_capabilities_through_its_sysctl() {
-    let deploy = k8s_object("Deployment", "badgateway-prober-eu-west");
+    let deploy = k8s_object("StatefulSet", "badgateway-prober-eu-west");
     let pod = at(&deploy, "spec.template.spec");
     let container = at(pod, "containers.0");
     assert_eq!(

@@ -141,15 +141,33 @@ fn kubernetes_workloads_are_what_the_roles_need() {
         "{log} is not mounted"
     );
 
-    // The prober: non-root, no capability, one replica per vantage, the
-    // vantage label on its pods.
-    let deploy = k8s_object("Deployment", "badgateway-prober-eu-west");
+    // The prober: non-root, no capability, a StatefulSet whose pods are
+    // the shards of the vantage's sites (N in --shard is its replicas),
+    // the vantage label on its pods.
+    let deploy = k8s_object("StatefulSet", "badgateway-prober-eu-west");
     let pod = at(&deploy, "spec.template.spec");
     assert_eq!(
         at(pod, "securityContext.runAsNonRoot").as_bool(),
         Some(true)
     );
-    assert_eq!(at(&deploy, "spec.replicas").as_u64(), Some(1));
+    let replicas = at(&deploy, "spec.replicas").as_u64().expect("replicas");
+    let container = at(pod, "containers.0");
+    let args: Vec<&str> = seq_at(container, "args")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&format!("--shard=$(POD_INDEX)/{replicas}").as_str()),
+        "{args:?}"
+    );
+    let index = seq_at(container, "env")
+        .iter()
+        .find(|e| e["name"] == "POD_INDEX")
+        .expect("POD_INDEX");
+    assert_eq!(
+        str_at(index, "valueFrom.fieldRef.fieldPath"),
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    );
     assert_eq!(
         str_at(&deploy, "spec.template.metadata.labels.vantage"),
         "eu-west"

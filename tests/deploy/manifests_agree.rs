@@ -71,7 +71,7 @@ fn workload_problems(docs: &[Value], p: &mut Vec<String>) -> Vec<Ported> {
         .map(|d| str_at(d, "metadata.name"))
         .collect();
     let mut pods: Vec<Ported> = Vec::new();
-    for w in of_kind(docs, "Deployment")
+    for w in of_kind(docs, "StatefulSet")
         .into_iter()
         .chain(of_kind(docs, "DaemonSet"))
     {
@@ -229,7 +229,7 @@ fn kubernetes_manifests_agree_with_each_other() {
     };
     for (kind, path, value) in [
         (
-            "Deployment",
+            "StatefulSet",
             "spec.selector.matchLabels.vantage",
             Value::String("us-east".into()),
         ),
