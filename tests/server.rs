@@ -30,6 +30,7 @@ impl Running {
             web: None,
             os: Default::default(),
             disabled_collectors: Vec::new(),
+            ..Settings::default()
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
