@@ -32,6 +32,19 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
+    /// Scrapes of /metrics served at once, counted until the answer is
+    /// sent; one more is answered 503 at once (as node_exporter's flag).
+    /// 0: no limit.
+    #[arg(long = "web.max-requests", value_name = "N", default_value_t = crate::server::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
+
+    /// Connections open at once to the web server; one accepted beyond it
+    /// is closed at once. Lowered, with a warning, to half of what the
+    /// open-files limit (RLIMIT_NOFILE) leaves, so that the probes keep
+    /// their sockets. 0: no cap.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = crate::web::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
     /// Only log messages with this severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -153,9 +166,67 @@ pub fn listen_addresses(text: &str) -> Result<Vec<std::net::SocketAddr>, String>
     Ok(found)
 }
 
+/// Descriptors kept for everything but web connections, before halving
+/// (listeners, files the agent reads, the runtime's own).
+const FDS_RESERVED: u64 = 64;
+
+/// The cap on web connections for an open-files soft limit of
+/// `soft_limit`: `wanted` (0: no cap), or less, so that connections can
+/// hold at most half of the descriptors left after a reserve, and the
+/// probes' sockets the other half. `Err` carries the lowered cap.
+pub fn connection_cap(wanted: usize, soft_limit: Option<u64>) -> Result<usize, usize> {
+    let Some(soft) = soft_limit else {
+        return Ok(wanted);
+    };
+    let budget = usize::try_from(soft.saturating_sub(FDS_RESERVED) / 2)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if wanted == 0 || wanted > budget {
+        Err(budget)
+    } else {
+        Ok(wanted)
+    }
+}
+
+/// The soft limit on open files (RLIMIT_NOFILE) from `/proc/self/limits`;
+/// `None` when unknown or unlimited.
+pub fn open_files_soft_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn web_limits() {
+        let cli = parse_from(["badgateway-exporter"]);
+        assert_eq!((cli.max_requests, cli.max_connections), (40, 256));
+        let cli = parse_from([
+            "badgateway-exporter",
+            "--web.max-requests=64",
+            "--web.max-connections",
+            "10",
+        ]);
+        assert_eq!((cli.max_requests, cli.max_connections), (64, 10));
+        let help = command().render_long_help().to_string();
+        assert!(help.contains("--web.max-requests") && help.contains("--web.max-connections"));
+        assert_eq!(connection_cap(256, Some(20000)), Ok(256));
+        assert_eq!(connection_cap(256, None), Ok(256));
+        // 1024 - 64 = 960 left, 480 for connections.
+        assert_eq!(connection_cap(256, Some(1024)), Ok(256));
+        assert_eq!(connection_cap(1000, Some(1024)), Err(480));
+        assert_eq!(connection_cap(256, Some(256)), Err(96));
+        assert_eq!(connection_cap(0, Some(1024)), Err(480));
+        assert_eq!(connection_cap(5, Some(10)), Err(1));
+        assert!(open_files_soft_limit().is_some_and(|n| n > 0));
+    }
 
     #[test]
     fn a_flag_for_every_collector() {

@@ -6,7 +6,7 @@ use badgateway_exporter::agent::Os;
 use badgateway_exporter::cli::{self, Cli, Command, LogLevel};
 use badgateway_exporter::cmd::{check_config, diagnose};
 use badgateway_exporter::server::{self, Settings};
-use badgateway_exporter::web::WebConfig;
+use badgateway_exporter::web::{Limits, WebConfig};
 
 fn main() -> ExitCode {
     let cli = cli::parse();
@@ -54,6 +54,20 @@ fn serve(cli: Cli) -> ExitCode {
             }
         },
     };
+    let max_connections =
+        match cli::connection_cap(cli.max_connections, cli::open_files_soft_limit()) {
+            Ok(n) => n,
+            Err(lowered) => {
+                tracing::warn!(
+                    wanted = cli.max_connections,
+                    max_connections = lowered,
+                    "--web.max-connections lowered to half of what the open-files limit \
+                     (ulimit -n) leaves, so that the probes keep their sockets; raise \
+                     LimitNOFILE / ulimit -n for more"
+                );
+                lowered
+            }
+        };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -81,6 +95,11 @@ fn serve(cli: Cli) -> ExitCode {
             shard: cli.shard,
             config_file: cli.config,
             web,
+            max_requests: cli.max_requests,
+            limits: Limits {
+                max_connections,
+                ..Limits::default()
+            },
         };
         match server::run(listener, settings, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -81,5 +81,8 @@ names! {
         SITES = "badgateway_sites",
         COLLECTOR_SUCCESS = "badgateway_collector_success",
         COLLECTOR_DURATION_SECONDS = "badgateway_collector_duration_seconds",
+        EXPORTER_WEB_CONNECTIONS = "badgateway_exporter_web_connections",
+        EXPORTER_WEB_CONNECTIONS_REFUSED_TOTAL = "badgateway_exporter_web_connections_refused_total",
+        EXPORTER_WEB_SCRAPES_REFUSED_TOTAL = "badgateway_exporter_web_scrapes_refused_total",
     ]
 }

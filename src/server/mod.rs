@@ -2,18 +2,24 @@
 //! configuration reload (`POST /-/reload` and SIGHUP). A reload that fails
 //! keeps the old configuration running and says why.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::{Bytes, Frame, SizeHint};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::agent::{Agent, Os};
 use crate::config::{AgentConfig, Config, ConfigErrors};
@@ -21,13 +27,16 @@ use crate::prober::probe::icmp::Pingers;
 use crate::prober::results::Results;
 use crate::prober::scheduler::{ScheduleError, Scheduler};
 use crate::prober::shard::Shard;
-use crate::web::WebConfig;
+use crate::web::{ConnectionMetrics, Limits, WebConfig};
 use scrape::Exposition;
 
 pub mod scrape;
 
+/// `--web.max-requests` by default, as node_exporter's.
+pub const DEFAULT_MAX_REQUESTS: usize = 40;
+
 /// How the exporter is started.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     /// The YAML configuration; `None` runs with built-in defaults.
     pub config_file: Option<PathBuf>,
@@ -39,6 +48,26 @@ pub struct Settings {
     pub disabled_collectors: Vec<String>,
     /// Probe only this shard of the sites (`--shard I/N`).
     pub shard: Option<Shard>,
+    /// Scrapes of `/metrics` served at once (`--web.max-requests`); one
+    /// more is answered 503 at once. 0: no limit.
+    pub max_requests: usize,
+    /// The web server's own bounds (`--web.max-connections`, header
+    /// budget and timeout).
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            config_file: None,
+            web: None,
+            os: Os::default(),
+            disabled_collectors: Vec::new(),
+            max_requests: DEFAULT_MAX_REQUESTS,
+            limits: Limits::default(),
+            shard: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +92,8 @@ struct App {
     results: Arc<Results>,
     pingers: Arc<Pingers>,
     scheduler: Mutex<Scheduler>,
+    /// Places for scrapes in flight; `None` without a limit.
+    scrape_slots: Option<Arc<Semaphore>>,
     /// The agent's settings as last applied (`None`: no agent).
     agent_config: Mutex<Option<AgentConfig>>,
     /// Reloads asked for so far; the last one done, one at a time.
@@ -87,12 +118,15 @@ pub async fn run(
     let results = Arc::new(Results::new());
     let pingers = Arc::new(Pingers::new());
     let exposition = Exposition::new(Arc::clone(&results), Arc::clone(&pingers));
+    let scrape_slots =
+        (settings.max_requests > 0).then(|| Arc::new(Semaphore::new(settings.max_requests)));
     let app = Arc::new(App {
         settings,
         exposition,
         results,
         pingers,
         scheduler: Mutex::new(Scheduler::default()),
+        scrape_slots,
         agent_config: Mutex::new(None),
         asked: AtomicU64::new(0),
         reloaded: tokio::sync::Mutex::new(Reloaded {
@@ -111,7 +145,12 @@ pub async fn run(
         .route("/-/reload", post(reload))
         .with_state(Arc::clone(&app));
     let web = app.settings.web.clone();
-    crate::web::serve(listener, router, web, shutdown).await?;
+    let metrics = ConnectionMetrics {
+        open: app.exposition.me.web_connections.clone(),
+        refused: app.exposition.me.web_connections_refused.clone(),
+    };
+    let limits = app.settings.limits.clone();
+    crate::web::serve_with(listener, router, web, limits, metrics, shutdown).await?;
     // Stop the probes before returning.
     std::mem::take(&mut *app.scheduler.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(())
@@ -240,14 +279,75 @@ async fn reload_on_sighup(app: Arc<App>) {
     }
 }
 
+/// `/metrics`: at most `--web.max-requests` at once, counted from the
+/// render until the body is sent (the rendered text is held that long);
+/// one more is answered 503 at once, as node_exporter does.
 async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
+    let slot = match &app.scrape_slots {
+        None => None,
+        Some(slots) => match Arc::clone(slots).try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                app.exposition.me.web_scrapes_refused.inc();
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "Limit of concurrent requests reached ({}), try again later.\n",
+                        app.settings.max_requests
+                    ),
+                )
+                    .into_response();
+            }
+        },
+    };
     match app.exposition.render() {
-        Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
+        Ok(body) => (
+            [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+            Body::new(ScrapeBody {
+                data: Bytes::from(body),
+                _slot: slot,
+            }),
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding metrics: {e}\n"),
         )
             .into_response(),
+    }
+}
+
+/// A rendered scrape, handed to hyper a piece at a time: hyper takes the
+/// next piece once the previous ones are (nearly) written, so the scrape's
+/// place under `--web.max-requests` is held until its last piece is taken.
+struct ScrapeBody {
+    data: Bytes,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+const SCRAPE_PIECE: usize = 64 * 1024;
+
+impl hyper::body::Body for ScrapeBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.data.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.data.len().min(SCRAPE_PIECE);
+        Poll::Ready(Some(Ok(Frame::data(self.data.split_to(n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use prometheus::core::Collector;
-use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::agent::Agent;
 use crate::exposition::{collector_families, names, CollectorRun};
@@ -20,6 +20,12 @@ pub struct SelfMetrics {
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_success_timestamp_seconds: IntGauge,
     pub sites: IntGauge,
+    /// Connections open to the exporter's web server.
+    pub web_connections: IntGauge,
+    /// Connections closed at once, over `--web.max-connections`.
+    pub web_connections_refused: IntCounter,
+    /// Scrapes answered 503, over `--web.max-requests`.
+    pub web_scrapes_refused: IntCounter,
 }
 
 /// Everything a scrape exposes.
@@ -50,6 +56,7 @@ impl Exposition {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), crate::REVISION])
             .set(1);
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let me = SelfMetrics {
             config_last_reload_successful: gauge(
                 names::CONFIG_LAST_RELOAD_SUCCESSFUL,
@@ -60,12 +67,27 @@ impl Exposition {
                 "Unix time of the last successful configuration (re)load.",
             ),
             sites: gauge(names::SITES, "Sites configured for probing."),
+            web_connections: gauge(
+                names::EXPORTER_WEB_CONNECTIONS,
+                "Connections open to the exporter's own web server.",
+            ),
+            web_connections_refused: counter(
+                names::EXPORTER_WEB_CONNECTIONS_REFUSED_TOTAL,
+                "Connections to the exporter's web server closed at once, over --web.max-connections.",
+            ),
+            web_scrapes_refused: counter(
+                names::EXPORTER_WEB_SCRAPES_REFUSED_TOTAL,
+                "Scrapes of /metrics answered 503, over --web.max-requests.",
+            ),
         };
         for c in [
             Box::new(build_info) as Box<dyn Collector>,
             Box::new(me.config_last_reload_successful.clone()),
             Box::new(me.config_last_reload_success_timestamp_seconds.clone()),
             Box::new(me.sites.clone()),
+            Box::new(me.web_connections.clone()),
+            Box::new(me.web_connections_refused.clone()),
+            Box::new(me.web_scrapes_refused.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }

@@ -1,10 +1,12 @@
 //! `basic_auth_users`: reading the bcrypt hashes, and checking a request's
-//! Basic credentials against them, with a cache of recent successes and
-//! unknown users made as slow as wrong passwords.
+//! Basic credentials against them, with a cache of recent successes; every
+//! failure costs the same bcrypt work, whether the user exists or not and
+//! whatever its hash's cost.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::Request;
@@ -74,10 +76,12 @@ pub(super) struct AuthState {
     /// Random per process, so the cache keys say nothing outside it.
     salt: [u8; 32],
     bcrypt_slots: Semaphore,
-    /// A hash to verify against for unknown users, at the configured cost,
-    /// so that an unknown user takes as long as a wrong password.
-    dummy: OnceLock<String>,
-    dummy_cost: u32,
+    /// The highest bcrypt cost among the users: every failed check costs
+    /// the bcrypt work of one hash at this cost, whoever the user (see
+    /// [`AuthState::check`]).
+    max_cost: u32,
+    /// bcrypt work done, in key-schedule rounds (2^cost per hash).
+    work: AtomicU64,
 }
 
 #[derive(Default)]
@@ -87,15 +91,32 @@ struct AuthCache {
 }
 
 impl AuthState {
-    pub(super) fn new(dummy_cost: u32) -> Self {
+    /// `max_cost`: the highest cost among the configured users' hashes.
+    pub(super) fn new(max_cost: u32) -> Self {
         AuthState {
             cache: Mutex::new(AuthCache::default()),
             salt: rand::random(),
             bcrypt_slots: Semaphore::new(BCRYPT_PARALLEL),
-            dummy: OnceLock::new(),
-            dummy_cost,
+            max_cost,
+            work: AtomicU64::new(0),
         }
     }
+
+    /// bcrypt work done so far, in rounds (2^cost per hash computed).
+    #[cfg(test)]
+    fn work(&self) -> u64 {
+        self.work.load(Ordering::Relaxed)
+    }
+}
+
+/// A bcrypt hash of `password` at `cost` with a fixed salt: the work of a
+/// verification at that cost, with nothing to compare.
+fn burn(password: &[u8], cost: u32) {
+    let _ = std::hint::black_box(bcrypt::hash_with_salt(password, cost, [0x5a; 16]));
+}
+
+fn rounds(cost: u32) -> u64 {
+    1u64 << cost.min(63)
 }
 
 /// SHA-256, from the TLS library's crypto provider.
@@ -182,43 +203,44 @@ impl AuthState {
         users: &[(String, String)],
         req: &Request<Incoming>,
     ) -> bool {
-        let Some((user, password)) = basic_credentials(req) else {
-            return false;
-        };
+        match basic_credentials(req) {
+            Some((user, password)) => self.check(users, &user, password).await,
+            None => false,
+        }
+    }
+
+    /// Whether (`user`, `password`) is one of `users`.
+    ///
+    /// What a failure costs says nothing of the name: every failed check
+    /// does the bcrypt work of one hash at the highest configured cost. An
+    /// unknown user is hashed once at that cost; a known user whose hash is
+    /// cheaper (cost c) and whose password is wrong is padded with hashes
+    /// at costs c, c+1, ... up to the highest: 2^c + (2^c + ... +
+    /// 2^(max-1)) = 2^max rounds, the same as the unknown user. A success
+    /// costs the user's own hash, then nothing while it is cached.
+    pub(super) async fn check(
+        &self,
+        users: &[(String, String)],
+        user: &[u8],
+        password: Vec<u8>,
+    ) -> bool {
         // Look at every user, whichever matches, so the time taken says
         // little about which names exist.
         let mut found: Option<&str> = None;
         for (name, hash) in users {
-            if ct_eq(name.as_bytes(), &user) {
+            if ct_eq(name.as_bytes(), user) {
                 found = Some(hash);
             }
         }
-        let auth = self;
+        let max_cost = self.max_cost;
         let Some(hash) = found else {
-            // Unknown user: spend a bcrypt's time all the same.
-            let _slot = auth.bcrypt_slots.acquire().await;
-            let dummy = auth.dummy.get().cloned();
-            let cost = auth.dummy_cost;
-            let made = tokio::task::spawn_blocking(move || match dummy {
-                Some(hash) => {
-                    let _ = bcrypt::verify(&password, &hash);
-                    None
-                }
-                // Making the dummy hash takes as long as verifying one.
-                None => bcrypt::hash_with_salt(b"not a password", cost, [0x5a; 16])
-                    .ok()
-                    .map(|p| p.format_for_version(bcrypt::Version::TwoY)),
-            })
-            .await
-            .ok()
-            .flatten();
-            if let Some(made) = made {
-                let _ = auth.dummy.set(made);
-            }
+            let _slot = self.bcrypt_slots.acquire().await;
+            let _ = tokio::task::spawn_blocking(move || burn(&password, max_cost)).await;
+            self.work.fetch_add(rounds(max_cost), Ordering::Relaxed);
             return false;
         };
-        let key = cache_key(&auth.salt, &user, hash, &password);
-        if auth
+        let key = cache_key(&self.salt, user, hash, &password);
+        if self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -227,15 +249,33 @@ impl AuthState {
         {
             return true;
         }
+        let cost = hash
+            .parse::<bcrypt::HashParts>()
+            .map_or(max_cost, |p| p.get_cost());
         let ok = {
-            let _slot = auth.bcrypt_slots.acquire().await;
+            let _slot = self.bcrypt_slots.acquire().await;
             let hash = hash.to_owned();
-            tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false)
+            tokio::task::spawn_blocking(move || {
+                let ok = bcrypt::verify(&password, &hash).unwrap_or(false);
+                if !ok {
+                    for c in cost..max_cost {
+                        burn(&password, c);
+                    }
+                }
+                ok
+            })
+            .await
+            .unwrap_or(false)
         };
+        let padding = if ok {
+            0
+        } else {
+            (cost..max_cost).map(rounds).sum()
+        };
+        self.work
+            .fetch_add(rounds(cost) + padding, Ordering::Relaxed);
         if ok {
-            let mut cache = auth.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.keys.insert(key) {
                 cache.order.push_back(key);
                 while cache.order.len() > AUTH_CACHE_SIZE {
@@ -252,6 +292,40 @@ impl AuthState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn users(list: &[(&str, u32)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(name, cost)| {
+                let hash = bcrypt::hash_with_salt("secret", *cost, [7; 16])
+                    .unwrap()
+                    .format_for_version(bcrypt::Version::TwoY);
+                (name.to_string(), hash)
+            })
+            .collect()
+    }
+
+    /// The bcrypt work one check does.
+    async fn work_of(auth: &AuthState, users: &[(String, String)], user: &str, pw: &str) -> u64 {
+        let before = auth.work();
+        auth.check(users, user.as_bytes(), pw.as_bytes().to_vec())
+            .await;
+        auth.work() - before
+    }
+
+    #[tokio::test]
+    async fn every_failure_costs_the_slowest_users_work() {
+        let users = users(&[("fast", 4), ("middle", 5), ("slow", 7)]);
+        let auth = AuthState::new(7);
+        let slowest = 1 << 7;
+        assert_eq!(work_of(&auth, &users, "nobody", "x").await, slowest);
+        assert_eq!(work_of(&auth, &users, "slow", "x").await, slowest);
+        assert_eq!(work_of(&auth, &users, "middle", "x").await, slowest);
+        assert_eq!(work_of(&auth, &users, "fast", "x").await, slowest);
+        // A success costs the user's own hash, then nothing (cached).
+        assert!(auth.check(&users, b"fast", b"secret".to_vec()).await);
+        assert_eq!(work_of(&auth, &users, "fast", "secret").await, 0);
+        assert_eq!(work_of(&auth, &users, "middle", "secret").await, 1 << 5);
+    }
 
     #[test]
     fn base64() {

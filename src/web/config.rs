@@ -148,8 +148,8 @@ fn http_headers(section: Option<RawHttp>) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 /// The highest bcrypt cost among the users' hashes (the default cost
-/// without any): the cost of the dummy hash unknown users are checked
-/// against, so that an unknown user takes as long as a wrong password.
+/// without any): every failed check costs one hash at this cost, so that
+/// an unknown user takes as long as a wrong password for any known one.
 fn max_bcrypt_cost(users: &[(String, String)]) -> u32 {
     users
         .iter()

@@ -43,4 +43,4 @@ mod tls;
 mod tls_names;
 
 pub use config::{WebConfig, WebConfigError};
-pub use serve::serve;
+pub use serve::{serve, serve_with, ConnectionMetrics, Limits, DEFAULT_MAX_CONNECTIONS};

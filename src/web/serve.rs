@@ -1,6 +1,7 @@
-//! The server: the accept loop with graceful shutdown, one task per
-//! connection (TLS handshake, then HTTP/1.1), and per request the rate
-//! limit, basic auth and extra headers around the router.
+//! The server: the accept loop with graceful shutdown and a cap on open
+//! connections, one task per connection (TLS handshake, then HTTP/1.1 with
+//! a small header budget and timeout), and per request the rate limit,
+//! basic auth and extra headers around the router.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,9 +16,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use prometheus::{IntCounter, IntGauge};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::config::WebConfig;
@@ -27,9 +29,75 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The server's own bounds: what one client, or many, can hold of the
+/// process (file descriptors, memory) however they behave.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections open at once; one accepted beyond it is closed at once
+    /// (and counted). 0: no cap.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head, counted from
+    /// the connection's start or the end of its previous response (so it
+    /// is also the idle keep-alive time). hyper's default is 30 s.
+    pub header_read_timeout: Duration,
+    /// The most a client may send before its request head ends: the
+    /// connection's read buffer. Beyond it the answer is 431 and the
+    /// connection is closed. hyper's default is ~400 KiB.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_header_bytes: MAX_HEADER_BYTES,
+        }
+    }
+}
+
+/// `--web.max-connections` by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// A scrape's request head is well under 1 KiB.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's counts, exposed as the exporter's own metrics.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// Connections open now.
+    pub open: IntGauge,
+    /// Connections closed at once for being over the cap.
+    pub refused: IntCounter,
+}
+
+impl ConnectionMetrics {
+    /// Counters registered nowhere, for a server whose counts nobody reads.
+    pub fn unregistered() -> Self {
+        ConnectionMetrics {
+            open: IntGauge::new("web_connections", "-").expect("valid metric"),
+            refused: IntCounter::new("web_connections_refused_total", "-").expect("valid metric"),
+        }
+    }
+}
+
+/// One open connection: its place under the cap and in the gauge, both
+/// given back when the connection's task ends.
+struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+    open: IntGauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 struct Shared {
     router: Router,
     web: Option<Arc<WebConfig>>,
+    limits: Limits,
 }
 
 fn plain(status: StatusCode) -> Response<Body> {
@@ -90,10 +158,32 @@ impl Shared {
 ///
 /// Requests reach the router with `axum::extract::ConnectInfo<SocketAddr>`
 /// in their extensions.
+///
+/// With the default [`Limits`]; see [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     web: Option<Arc<WebConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        router,
+        web,
+        Limits::default(),
+        ConnectionMetrics::unregistered(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`](fn@serve) within `limits`, counting connections in `metrics`.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    web: Option<Arc<WebConfig>>,
+    limits: Limits,
+    metrics: ConnectionMetrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = web
@@ -105,10 +195,17 @@ pub async fn serve(
             address = %addr,
             tls = acceptor.is_some(),
             basic_auth = web.as_ref().is_some_and(|w| w.basic_auth_enabled()),
+            max_connections = limits.max_connections,
             "serving HTTP"
         );
     }
-    let shared = Arc::new(Shared { router, web });
+    let cap =
+        (limits.max_connections > 0).then(|| Arc::new(Semaphore::new(limits.max_connections)));
+    let shared = Arc::new(Shared {
+        router,
+        web,
+        limits,
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -125,8 +222,25 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let permit = match &cap {
+                    None => None,
+                    Some(cap) => match Arc::clone(cap).try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            // Over the cap: closed now, before it holds
+                            // anything but this moment's descriptor.
+                            metrics.refused.inc();
+                            tracing::debug!(peer = %peer, "over --web.max-connections; connection closed");
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                };
+                metrics.open.inc();
+                let slot = Slot { _permit: permit, open: metrics.open.clone() };
                 let _ = stream.set_nodelay(true);
                 connections.spawn(connection(
+                    slot,
                     stream,
                     peer,
                     acceptor.clone(),
@@ -173,6 +287,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 async fn connection(
+    _slot: Slot,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
@@ -196,17 +311,25 @@ async fn connection(
     }
 }
 
+/// hyper's smallest read buffer.
+const MIN_BUF: usize = 8192;
+
 async fn http<I>(io: I, peer: SocketAddr, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let service_shared = Arc::clone(&shared);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(&service_shared);
         async move { Ok::<_, Infallible>(shared.handle(req, peer).await) }
     });
-    // The timer turns on hyper's header read timeout (30 s).
+    let limits = &shared.limits;
+    // A request head must arrive whole, within the budget and in time; the
+    // buffer cap also bounds what hyper queues of a response at once.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_BUF))
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let done = tokio::select! {
