@@ -375,3 +375,54 @@ fn web_config_file_basic_auth() {
         "{err}"
     );
 }
+
+/// A scraper that accepts gzip (Prometheus does) gets the same text,
+/// compressed; one that does not gets plain text.
+#[test]
+fn metrics_are_gzipped_when_asked() {
+    use std::io::{Read, Write};
+    let origin = OriginServer::start(None, "127.0.0.1:0".parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yml");
+    std::fs::write(&file, site_config(origin.addr.port(), "shop")).unwrap();
+    let r = Running::start(Some(&file));
+    r.scrape_until(|s| {
+        s.get("badgateway_forwarding_ip_blocked", &[("site", "shop")])
+            .is_some()
+    });
+    let fetch = |gzip: bool| -> (String, Vec<u8>) {
+        let mut s = std::net::TcpStream::connect(r.addr).unwrap();
+        let accept = if gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n{accept}\r\n").unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..at]).to_lowercase();
+        (head, raw[at + 4..].to_vec())
+    };
+    let (head, body) = fetch(true);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    assert!(
+        text.contains("badgateway_probe_success{site=\"shop\""),
+        "{text}"
+    );
+    assert!(
+        body.len() * 3 < text.len(),
+        "{} of {}",
+        body.len(),
+        text.len()
+    );
+    let (head, body) = fetch(false);
+    assert!(!head.contains("content-encoding"), "{head}");
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("badgateway_probe_success"));
+}

@@ -116,7 +116,24 @@ impl Prerendered {
 /// Append one sample line: `name{labels extra} value`. `labels` and
 /// `extra` are already escaped; `extra` starts with a comma when set.
 pub fn sample(out: &mut String, name: &str, labels: &str, extra: &str, value: f64) {
-    let _ = writeln!(out, "{name}{{{labels}{extra}}} {}", Value(value));
+    // Pushed piece by piece: this runs for every series of every round.
+    out.push_str(name);
+    out.push('{');
+    out.push_str(labels);
+    out.push_str(extra);
+    out.push_str("} ");
+    push_value(out, value);
+    out.push('\n');
+}
+
+/// `value` as the text format spells it; whole numbers (statuses, counts,
+/// flags: most samples) without the float formatter.
+pub fn push_value(out: &mut String, value: f64) {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{}", Value(value));
+    }
 }
 
 pub fn bool_value(b: bool) -> f64 {

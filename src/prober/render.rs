@@ -102,8 +102,15 @@ impl ProbeFamily {
 const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in the latest round of every site nothing came back from any address, and the failures were this host's own (no route, no name resolution) or hit three addresses and more at once; or some probe could not open a socket on this host (out of file descriptors or ports). Its site failures then say nothing about the sites.";
 
 /// A site's series, one text per `ProbeFamily`.
-pub fn render(site: &str, result: &SiteResult) -> Prerendered {
-    let mut out = Series(vec![String::new(); ProbeFamily::ALL.len()]);
+/// `last`, the site's previous rendering, sizes the texts: a site's series
+/// keep their length from round to round, so each is allocated once.
+pub fn render(site: &str, result: &SiteResult, last: Option<&Prerendered>) -> Prerendered {
+    let size = |i: usize| last.and_then(|p| p.0.get(i)).map_or(0, String::len);
+    let mut out = Series(
+        (0..ProbeFamily::ALL.len())
+            .map(|i| String::with_capacity(size(i)))
+            .collect(),
+    );
     let site = escape(site);
     for t in &result.targets {
         let base = format!(
@@ -140,16 +147,11 @@ impl Series {
         out.add(F::Status, base, "", f64::from(h.status.unwrap_or(0)));
         for (phase, d) in h.phases.iter() {
             let v = d.map_or(0.0, |d| d.as_secs_f64());
-            out.add(F::Phase, base, &format!(",phase=\"{phase}\""), v);
+            out.add_kv(F::Phase, base, ("phase", phase), v);
         }
         out.add(F::Duration, base, "", h.duration.as_secs_f64());
         if let Some(kind) = h.error {
-            out.add(
-                F::Error,
-                base,
-                &format!(",error=\"{}\"", kind.as_str()),
-                1.0,
-            );
+            out.add_kv(F::Error, base, ("error", kind.as_str()), 1.0);
         }
         if let Some(icmp) = &t.icmp {
             out.echoes([F::IcmpLoss, F::IcmpRtt, F::IcmpSent], base, icmp);
@@ -163,27 +165,17 @@ impl Series {
         let n = &t.totals;
         out.add(F::Probes, base, "", n.probes as f64);
         for kind in Kind::ALL {
-            let extra = format!(",kind=\"{}\"", kind.as_str());
-            out.add(
-                F::ProbeFailures,
-                base,
-                &extra,
-                n.failures[kind.index()] as f64,
-            );
+            let failed = n.failures[kind.index()] as f64;
+            out.add_kv(F::ProbeFailures, base, ("kind", kind.as_str()), failed);
         }
         if t.path == Path::Proxy {
             for hop in HopFailure::ALL {
-                let extra = format!(",kind=\"{}\"", hop.as_str());
-                out.add(
-                    F::ForwardingFailures,
-                    base,
-                    &extra,
-                    n.forwarding[hop as usize] as f64,
-                );
+                let failed = n.forwarding[hop as usize] as f64;
+                out.add_kv(F::ForwardingFailures, base, ("kind", hop.as_str()), failed);
             }
         }
         if let Some(by) = answer::kind(h).and_then(Kind::made_by) {
-            out.add(F::MadeBy, base, &format!(",by=\"{by}\""), 1.0);
+            out.add_kv(F::MadeBy, base, ("by", by), 1.0);
         }
         if let Some(at) = h.cert_not_after {
             let secs = at
@@ -208,6 +200,21 @@ impl Series {
         );
     }
 
+    /// A series with one label more, `key="value"` (a fixed word).
+    fn add_kv(&mut self, family: ProbeFamily, labels: &str, (key, value): (&str, &str), v: f64) {
+        let out = &mut self.0[family as usize];
+        out.push_str(family.name());
+        out.push('{');
+        out.push_str(labels);
+        out.push(',');
+        out.push_str(key);
+        out.push_str("=\"");
+        out.push_str(value);
+        out.push_str("\"} ");
+        exposition::push_value(out, v);
+        out.push('\n');
+    }
+
     /// Loss, round-trip statistics and echoes sent of one echo round.
     fn echoes(&mut self, [loss, rtt, sent]: [ProbeFamily; 3], base: &str, r: &EchoRound) {
         self.add(loss, base, "", r.loss_ratio());
@@ -218,7 +225,7 @@ impl Series {
                 ("max", stats.max),
                 ("stddev", stats.stddev),
             ] {
-                self.add(rtt, base, &format!(",stat=\"{stat}\""), d.as_secs_f64());
+                self.add_kv(rtt, base, ("stat", stat), d.as_secs_f64());
             }
         }
         self.add(sent, base, "", f64::from(r.sent));

@@ -5,8 +5,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -143,7 +143,14 @@ pub async fn run(
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(|| async { "Ready.\n" }))
         .route("/-/reload", post(reload))
-        .with_state(Arc::clone(&app));
+        .with_state(Arc::clone(&app))
+        // gzip when the scraper asks for it (Prometheus does), at the
+        // fastest level: a 1,000-site scrape shrinks about tenfold.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .quality(tower_http::CompressionLevel::Fastest),
+        );
     let web = app.settings.web.clone();
     let metrics = ConnectionMetrics {
         open: app.exposition.me.web_connections.clone(),
