@@ -5,13 +5,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::metrics::Scrape;
 use common::origin::OriginServer;
-use common::paths::BIN;
-use common::{http_get, wait, Proc};
+use common::{exporter, http_get, wait};
 
 #[test]
 fn a_prober_out_of_descriptors_blames_itself() {
@@ -31,19 +29,9 @@ fn a_prober_out_of_descriptors_blames_itself() {
         ),
     )
     .unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let _exporter = Proc::spawn(
-        Command::new("prlimit").args([
-            "--nofile=40:40",
-            BIN,
-            "--config",
-            &file.to_string_lossy(),
-            "--web.listen-address",
-            &addr.to_string(),
-        ]),
+    let (_exporter, addr) = exporter::spawn_with(
+        &["prlimit", "--nofile=40:40"],
+        &["--config", &file.to_string_lossy()],
         &dir.path().join("exporter.log"),
     );
     let scrape = wait::until(Duration::from_secs(30), Duration::from_millis(200), || {

@@ -11,6 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::exporter::served_address;
+use common::http::base64;
 use common::metrics::Scrape;
 use common::paths::BIN;
 use common::{http, wait, Proc};
@@ -59,30 +61,6 @@ impl Exporter {
         assert_eq!(status, 200, "{body}");
         Scrape::parse(&body)
     }
-}
-
-/// The address the exporter logged it serves on.
-fn served_address(p: &mut Proc) -> SocketAddr {
-    wait::until(Duration::from_secs(15), Duration::from_millis(50), || {
-        let log = p.log_text();
-        let served = log
-            .lines()
-            .filter(|l| l.contains("serving HTTP"))
-            .filter_map(|l| l.split("address=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .find_map(|a| {
-                let a: String = a
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
-                    .collect();
-                a.parse().ok()
-            });
-        assert!(
-            served.is_some() || !p.exited(),
-            "the exporter exited:\n{log}"
-        );
-        served.ok_or(format!("the exporter never served:\n{log}"))
-    })
 }
 
 /// Resident memory of `pid`, in KiB.
@@ -393,27 +371,6 @@ fn auth_time(addr: SocketAddr, user: &str, password: &str) -> (u16, Duration) {
         status = r.status;
     }
     (status, median(times))
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]

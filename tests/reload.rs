@@ -7,13 +7,11 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::metrics::Scrape;
 use common::origin::OriginServer;
-use common::paths::BIN;
-use common::{http, http_get, wait, Proc};
+use common::{exporter, http, http_get, wait, Proc};
 
 /// Two sites on a 2 s interval: `late` starts half an interval in, longer
 /// than the storm's gap between reloads. `mark` goes into a request header
@@ -29,20 +27,7 @@ fn config(port: u16, mark: u32) -> String {
 }
 
 fn start(file: &Path, log: &Path) -> (Proc, SocketAddr) {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let p = Proc::spawn(
-        Command::new(BIN).args([
-            "--config",
-            &file.to_string_lossy(),
-            "--web.listen-address",
-            &addr.to_string(),
-        ]),
-        log,
-    );
-    (p, addr)
+    exporter::spawn(&["--config", &file.to_string_lossy()], log)
 }
 
 fn scrape(addr: SocketAddr) -> Scrape {

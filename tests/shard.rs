@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::metrics::Scrape;
 use common::origin::OriginServer;
 use common::paths::BIN;
-use common::{http_get, wait, Proc};
+use common::{exporter, http_get, wait};
 
 const SITES: usize = 30;
 const SHARDS: usize = 3;
@@ -47,22 +47,15 @@ fn shards_split_the_sites_each_in_exactly_one() {
     std::fs::write(&file, config(origin.addr.port())).unwrap();
     let mut probers = Vec::new();
     for i in 0..SHARDS {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let p = Proc::spawn(
-            Command::new(BIN).args([
+        probers.push(exporter::spawn(
+            &[
                 "--config",
                 &file.to_string_lossy(),
-                "--web.listen-address",
-                &addr.to_string(),
                 "--shard",
                 &format!("{i}/{SHARDS}"),
-            ]),
+            ],
             &dir.path().join(format!("shard{i}.log")),
-        );
-        probers.push((p, addr));
+        ));
     }
     // Every shard has finished a round of each of its sites (the spread
     // puts them all within one interval).

@@ -8,6 +8,7 @@
 //! removed on drop, also when the test fails.
 #![allow(dead_code)]
 
+pub mod exporter;
 pub mod http;
 pub mod lab;
 pub mod markdown;

