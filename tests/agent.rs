@@ -475,6 +475,7 @@ fn netlink_and_proc_count_the_same_sockets() {
         wait::poll(Duration::from_secs(5), Duration::from_millis(50), || {
             (c.count_from(Source::Files).unwrap() == expected).then_some(())
         });
+        one_walk_is_both_families();
         let counts = (
             c.count_from(Source::Files).unwrap(),
             c.count_from(Source::Netlink(Filter::StatesAndPorts))
@@ -488,6 +489,33 @@ fn netlink_and_proc_count_the_same_sockets() {
     assert_eq!(files, expected, "/proc");
     assert_eq!(netlink, expected, "netlink, states and ports");
     assert_eq!(states_only, expected, "netlink, states only");
+}
+
+/// The one-walk request (both families at once) gives the sockets of the
+/// two per-family requests, IPv4 and IPv6 alike.
+fn one_walk_is_both_families() {
+    use badgateway_exporter::agent::sock_diag::{dump_sockets, Entry, Family};
+    let dump = |family| {
+        let mut found: Vec<Entry> = Vec::new();
+        dump_sockets(
+            family,
+            &[1, 3, 10],
+            &[80, 443, 8443],
+            Filter::StatesAndPorts,
+            |e| found.push(e),
+        )
+        .unwrap_or_else(|e| panic!("{family:?}: {e}"));
+        found.sort_by_key(|e| (e.state, e.local_port, e.remote));
+        found
+    };
+    let mut per_family = dump(Family::One(2));
+    per_family.extend(dump(Family::One(10)));
+    per_family.sort_by_key(|e| (e.state, e.local_port, e.remote));
+    let both = dump(Family::Both);
+    assert_eq!(both, per_family);
+    // 5 + 2 established, 3 half-open, 3 listening.
+    assert_eq!(both.len(), 13, "{both:?}");
+    assert!(both.iter().any(|e| e.remote.is_ipv6()) && both.iter().any(|e| e.remote.is_ipv4()));
 }
 
 fn expected_counts() -> Counts {
@@ -630,4 +658,44 @@ fn scrape_until_forwarding_counted(
         (counted == Some(forwarding)).then_some(())
     });
     m
+}
+
+/// CPU per reading of this machine's sockets by each source (user and
+/// system time of the reading thread): `cargo test --release --test agent
+/// -- --ignored --nocapture cpu_per_reading`.
+#[test]
+#[ignore]
+fn cpu_per_reading() {
+    let ticks = || -> (u64, u64) {
+        let stat = fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let f: Vec<u64> = stat
+            .rsplit(") ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        (f[0], f[1])
+    };
+    let c = Connections::new(PathBuf::from("/proc/thread-self"), &[], &[80, 443], true);
+    let n = 500;
+    for source in [
+        Source::Files,
+        Source::Netlink(Filter::StatesAndPorts),
+        Source::Netlink(Filter::States),
+    ] {
+        let (u0, s0) = ticks();
+        for _ in 0..n {
+            c.count_from(source).unwrap();
+        }
+        let (u1, s1) = ticks();
+        // Ticks are 10 ms.
+        println!(
+            "{source:?}: user {:.3} ms, system {:.3} ms per reading",
+            (u1 - u0) as f64 * 10.0 / n as f64,
+            (s1 - s0) as f64 * 10.0 / n as f64
+        );
+    }
 }

@@ -30,6 +30,12 @@ use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 /// `INET_DIAG_REQ_BYTECODE`, the request attribute holding a filter
 /// program (linux/inet_diag.h).
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
+/// `TCPDIAG_GETSOCK`: the first inet_diag request (`struct inet_diag_req`,
+/// linux/inet_diag.h), still served. Its dump asks for both families at
+/// once (the kernel sets `AF_UNSPEC`), so the table of established
+/// sockets, which the kernel walks bucket by bucket whatever the filter, is
+/// walked once instead of once per family as with `SOCK_DIAG_BY_FAMILY`.
+const TCPDIAG_GETSOCK: u16 = 18;
 /// Bytecode ops (linux/inet_diag.h `enum { INET_DIAG_BC_NOP, ... }`).
 const INET_DIAG_BC_JMP: u8 = 1;
 const INET_DIAG_BC_S_EQ: u8 = 11;
@@ -63,6 +69,32 @@ pub fn tcp_sockets(
     filter: Filter,
     mut each: impl FnMut(Entry),
 ) -> io::Result<()> {
+    // Both families in one walk; the sockets are handed on only once the
+    // dump is complete, so that a kernel refusing it halfway counts nothing
+    // twice.
+    let mut found = Vec::new();
+    if dump_sockets(Family::Both, states, ports, filter, |e| found.push(e)).is_ok() {
+        found.into_iter().for_each(each);
+        return Ok(());
+    }
+    // A kernel without the first request: one dump per family.
+    dump_sockets(Family::One(AF_INET), states, ports, filter, &mut each)?;
+    match dump_sockets(Family::One(AF_INET6), states, ports, filter, &mut each) {
+        // No inet6 diag handler: a kernel without IPv6.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// One dump: the TCP sockets of `family` in `states` (and on `ports`, with
+/// [`Filter::StatesAndPorts`]).
+pub fn dump_sockets(
+    family: Family,
+    states: &[u8],
+    ports: &[u16],
+    filter: Filter,
+    mut each: impl FnMut(Entry),
+) -> io::Result<()> {
     let states = states.iter().fold(StateFlags::empty(), |s, n| {
         s | StateFlags::from_bits_retain(1 << n)
     });
@@ -77,23 +109,57 @@ pub fn tcp_sockets(
     // The kernel sizes its dump datagrams by the largest read it has seen,
     // up to 32 KiB.
     let mut buf = vec![0u8; 32 * 1024];
-    dump(&socket, AF_INET, &states, ports, &mut buf, &mut each)?;
-    match dump(&socket, AF_INET6, &states, ports, &mut buf, &mut each) {
-        // No inet6 diag handler: a kernel without IPv6.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
+    dump(
+        &socket,
+        &request(family, &states, ports),
+        &mut buf,
+        &mut each,
+    )
+}
+
+/// Which sockets a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 and IPv6 in one dump (`TCPDIAG_GETSOCK`).
+    Both,
+    /// `AF_INET` or `AF_INET6` (`SOCK_DIAG_BY_FAMILY`).
+    One(u8),
+}
+
+/// `struct inet_diag_req`, the body of `TCPDIAG_GETSOCK`, which
+/// `netlink-packet-sock-diag` does not model: family, source and
+/// destination prefix lengths, extensions, the socket id (the crate's
+/// [`SocketId`] encoding), the states, and a field no longer used.
+#[derive(Debug)]
+struct BothFamiliesRequest {
+    states: StateFlags,
+}
+
+impl netlink_packet_core::NetlinkSerializable for BothFamiliesRequest {
+    fn message_type(&self) -> u16 {
+        TCPDIAG_GETSOCK
+    }
+    fn buffer_len(&self) -> usize {
+        4 + SocketId::new_v4().buffer_len() + 4 + 4
+    }
+    fn serialize(&self, buf: &mut [u8]) {
+        let id = SocketId::new_v4();
+        let end = 4 + id.buffer_len();
+        // The kernel's dump ignores the family for AF_UNSPEC.
+        buf[..4].copy_from_slice(&[AF_INET, 0, 0, 0]);
+        id.emit(&mut buf[4..end]);
+        buf[end..end + 4].copy_from_slice(&self.states.bits().to_ne_bytes());
+        buf[end + 4..end + 8].fill(0);
     }
 }
 
 fn dump(
     socket: &Socket,
-    family: u8,
-    states: &StateFlags,
-    ports: Option<&[u16]>,
+    request: &[u8],
     buf: &mut [u8],
     each: &mut impl FnMut(Entry),
 ) -> io::Result<()> {
-    socket.send(&request(family, states, ports), 0)?;
+    socket.send(request, 0)?;
     loop {
         let n = socket.recv(&mut &mut buf[..], 0)?;
         if n > buf.len() {
@@ -107,35 +173,53 @@ fn dump(
 
 /// A dump request for TCP sockets of `family` in `states`, with the port
 /// filter when `ports` is given.
-pub fn request(family: u8, states: &StateFlags, ports: Option<&[u16]>) -> Vec<u8> {
+pub fn request(family: Family, states: &StateFlags, ports: Option<&[u16]>) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let mut message = NetlinkMessage::new(
-        header,
-        SockDiagMessage::InetRequest(InetRequest {
-            family,
-            protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
-            states: states.clone(),
-            socket_id: if family == AF_INET6 {
-                SocketId::new_v6()
-            } else {
-                SocketId::new_v4()
-            },
-        })
-        .into(),
-    );
-    message.finalize();
-    let base = message.buffer_len();
+    let (base, mut buf) = match family {
+        Family::Both => {
+            let payload = BothFamiliesRequest {
+                states: states.clone(),
+            };
+            serialized(NetlinkMessage::new(
+                header,
+                netlink_packet_core::NetlinkPayload::InnerMessage(payload),
+            ))
+        }
+        Family::One(family) => serialized(NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: states.clone(),
+                socket_id: if family == AF_INET6 {
+                    SocketId::new_v6()
+                } else {
+                    SocketId::new_v4()
+                },
+            })
+            .into(),
+        )),
+    };
     let nla = ports.map(|p| DefaultNla::new(INET_DIAG_REQ_BYTECODE, bytecode(p)));
     let total = base + nla.as_ref().map_or(0, |n| n.buffer_len());
-    let mut buf = vec![0u8; total];
-    message.serialize(&mut buf[..base]);
+    buf.resize(total, 0);
     if let Some(nla) = nla {
         nla.emit(&mut buf[base..]);
         NetlinkBuffer::new(&mut buf[..]).set_length(total as u32);
     }
     buf
+}
+
+/// A message's bytes, and their length.
+fn serialized<I: netlink_packet_core::NetlinkSerializable + std::fmt::Debug>(
+    mut message: NetlinkMessage<I>,
+) -> (usize, Vec<u8>) {
+    message.finalize();
+    let mut buf = vec![0u8; message.buffer_len()];
+    message.serialize(&mut buf);
+    (buf.len(), buf)
 }
 
 /// The filter program "local port is one of `ports`", as `ss` writes
@@ -202,7 +286,8 @@ pub fn parse_datagram(mut data: &[u8], each: &mut impl FnMut(Entry)) -> io::Resu
                 let code = e.code().map_or(0, |c| c.get());
                 return Err(io::Error::from_raw_os_error(code.abs()));
             }
-            SOCK_DIAG_BY_FAMILY => {
+            // The answer to either request.
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                 let h = InetResponseHeader::parse(msg.payload())
                     .map_err(|e| invalid(&e.to_string()))?;
                 each(Entry {
@@ -316,7 +401,7 @@ mod tests {
     #[test]
     fn the_request_carries_the_states_and_the_filter() {
         let states = StateFlags::LISTEN | StateFlags::ESTABLISHED;
-        let plain = request(AF_INET, &states, None);
+        let plain = request(Family::One(AF_INET), &states, None);
         // nlmsghdr 16 + inet_diag_req_v2 56.
         assert_eq!(plain.len(), 72);
         let msg = NetlinkBuffer::new_checked(&plain[..]).unwrap();
@@ -330,7 +415,7 @@ mod tests {
             (1 << 10) | (1 << 1)
         );
 
-        let filtered = request(AF_INET6, &states, Some(&[80, 443]));
+        let filtered = request(Family::One(AF_INET6), &states, Some(&[80, 443]));
         let bc = bytecode(&[80, 443]);
         assert_eq!(filtered.len(), 72 + 4 + bc.len());
         let msg = NetlinkBuffer::new_checked(&filtered[..]).unwrap();
@@ -339,6 +424,20 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([nla[0], nla[1]]) as usize, 4 + bc.len());
         assert_eq!(u16::from_ne_bytes([nla[2], nla[3]]), INET_DIAG_REQ_BYTECODE);
         assert_eq!(&nla[4..], &bc[..]);
+
+        // struct inet_diag_req: 60 bytes, the states at 52.
+        let both = request(Family::Both, &states, Some(&[80, 443]));
+        assert_eq!(both.len(), 16 + 60 + 4 + bc.len());
+        let msg = NetlinkBuffer::new_checked(&both[..]).unwrap();
+        assert_eq!(msg.length() as usize, both.len());
+        assert_eq!(msg.message_type(), TCPDIAG_GETSOCK);
+        assert_eq!(msg.flags(), NLM_F_REQUEST | NLM_F_DUMP);
+        let p = msg.payload();
+        assert_eq!(
+            u32::from_ne_bytes(p[52..56].try_into().unwrap()),
+            (1 << 10) | (1 << 1)
+        );
+        assert_eq!(&both[16 + 60 + 4..], &bc[..]);
     }
 
     /// A datagram as the kernel sends it: two sockets, then the end.
