@@ -17,8 +17,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 agent_port=$(free_port); node_port=$(free_port)
 
 cargo build --release --quiet
+bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
 # No --config: the agent with its defaults, as a first run would be.
-target/release/badgateway-exporter --web.listen-address "127.0.0.1:$agent_port" --log.level warn &
+"$bin" --web.listen-address "127.0.0.1:$agent_port" --log.level warn &
 pids+=($!); agent=$!
 prometheus-node-exporter --web.listen-address="127.0.0.1:$node_port" --log.level=warn 2>/dev/null &
 pids+=($!); node=$!

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use badgateway_exporter::agent::connections::Connections;
+use badgateway_exporter::agent::connections::{Class, Connections, Counts, Filter, Source};
 use badgateway_exporter::agent::processes::Processes;
 use badgateway_exporter::agent::saturation::Saturation;
 use badgateway_exporter::agent::Collector;
@@ -383,6 +383,161 @@ fn a_missing_procfs_is_a_collector_error_naming_the_file() {
     assert!(e.contains("/nonexistent/proc/net/tcp"), "{e}");
 }
 
+#[test]
+fn the_live_proc_is_read_over_netlink_and_any_other_root_as_files() {
+    let live = Connections::new(PathBuf::from("/proc"), &[], &[80], true);
+    assert_eq!(live.source(), Source::Netlink(Filter::StatesAndPorts));
+    let (_dir, root) = fixture();
+    let files = Connections::new(root, &[], &[80], true);
+    assert_eq!(files.source(), Source::Files);
+}
+
+/// A TCP connection from `from` to `to`, left open.
+fn connect_from(from: &str, to: std::net::SocketAddr) -> socket2::Socket {
+    let from = std::net::SocketAddr::new(from.parse().unwrap(), 0);
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    s.bind(&from.into()).unwrap();
+    s.connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+    s
+}
+
+/// The netlink reader (with the kernel's port filter, and with the state
+/// filter alone) counts exactly what the /proc reader counts, and both
+/// count what was built: one namespace, every address on its loopback.
+///
+/// - port 80, IPv4 listener: 3 connections from the forwarding range, 2
+///   from outside;
+/// - port 443, dual-stack IPv6 listener: 1 from the forwarding range
+///   (seen as `::ffff:198.51.100.11`) and 1 from ::1;
+/// - port 8443: 1 + 2 half-open, the handshakes' last ACK dropped;
+/// - port 8080 closed; port 9000 (not a web port) listening with a
+///   connection; and the client ends, whose remote port is a web port.
+#[test]
+fn netlink_and_proc_count_the_same_sockets() {
+    let ns = Netns::new("c");
+    for a in [
+        "203.0.113.5/32",
+        "198.51.100.10/32",
+        "198.51.100.11/32",
+        "192.0.2.9/32",
+    ] {
+        ns.exec(&["ip", "addr", "add", a, "dev", "lo"]);
+    }
+    ns.exec(&[
+        "iptables",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "8443",
+        "--tcp-flags",
+        "SYN,ACK,FIN,RST",
+        "ACK",
+        "-j",
+        "DROP",
+    ]);
+    let (files, netlink, states_only) = ns.run(|| {
+        let at = |a: &str| -> std::net::SocketAddr { a.parse().unwrap() };
+        let _l80 = std::net::TcpListener::bind(at("203.0.113.5:80")).unwrap();
+        let _l443 = std::net::TcpListener::bind(at("[::]:443")).unwrap();
+        let _l8443 = std::net::TcpListener::bind(at("203.0.113.5:8443")).unwrap();
+        let _l9000 = std::net::TcpListener::bind(at("203.0.113.5:9000")).unwrap();
+        let mut held = Vec::new();
+        for (from, to, n) in [
+            ("198.51.100.10", "203.0.113.5:80", 3),
+            ("192.0.2.9", "203.0.113.5:80", 2),
+            ("198.51.100.11", "203.0.113.5:443", 1),
+            ("::1", "[::1]:443", 1),
+            ("198.51.100.10", "203.0.113.5:8443", 1),
+            ("192.0.2.9", "203.0.113.5:8443", 2),
+            ("192.0.2.9", "203.0.113.5:9000", 1),
+        ] {
+            for _ in 0..n {
+                held.push(connect_from(from, at(to)));
+            }
+        }
+        // /proc/self/net is the process's namespace; this thread's is here.
+        let c = Connections::new(
+            PathBuf::from("/proc/thread-self"),
+            &["198.51.100.0/24".parse().unwrap()],
+            &[80, 443, 8080, 8443],
+            true,
+        );
+        // The server ends appear as the last ACKs arrive.
+        let expected = expected_counts();
+        wait::poll(Duration::from_secs(5), Duration::from_millis(50), || {
+            (c.count_from(Source::Files).unwrap() == expected).then_some(())
+        });
+        one_walk_is_both_families();
+        let counts = (
+            c.count_from(Source::Files).unwrap(),
+            c.count_from(Source::Netlink(Filter::StatesAndPorts))
+                .unwrap(),
+            c.count_from(Source::Netlink(Filter::States)).unwrap(),
+        );
+        drop(held);
+        counts
+    });
+    let expected = expected_counts();
+    assert_eq!(files, expected, "/proc");
+    assert_eq!(netlink, expected, "netlink, states and ports");
+    assert_eq!(states_only, expected, "netlink, states only");
+}
+
+/// The one-walk request (both families at once) gives the sockets of the
+/// two per-family requests, IPv4 and IPv6 alike.
+fn one_walk_is_both_families() {
+    use badgateway_exporter::agent::sock_diag::{dump_sockets, Entry, Family};
+    let dump = |family| {
+        let mut found: Vec<Entry> = Vec::new();
+        dump_sockets(
+            family,
+            &[1, 3, 10],
+            &[80, 443, 8443],
+            Filter::StatesAndPorts,
+            |e| found.push(e),
+        )
+        .unwrap_or_else(|e| panic!("{family:?}: {e}"));
+        found.sort_by_key(|e| (e.state, e.local_port, e.remote));
+        found
+    };
+    let mut per_family = dump(Family::One(2));
+    per_family.extend(dump(Family::One(10)));
+    per_family.sort_by_key(|e| (e.state, e.local_port, e.remote));
+    let both = dump(Family::Both);
+    assert_eq!(both, per_family);
+    // 5 + 2 established, 3 half-open, 3 listening.
+    assert_eq!(both.len(), 13, "{both:?}");
+    assert!(both.iter().any(|e| e.remote.is_ipv6()) && both.iter().any(|e| e.remote.is_ipv4()));
+}
+
+fn expected_counts() -> Counts {
+    use Class::{Forwarding, Other};
+    Counts {
+        established: [
+            ((Forwarding, 80), 3),
+            ((Other, 80), 2),
+            ((Forwarding, 443), 1),
+            ((Other, 443), 1),
+        ]
+        .into_iter()
+        .collect(),
+        half_open: [((Forwarding, 8443), 1), ((Other, 8443), 2)]
+            .into_iter()
+            .collect(),
+        listening: [(80, true), (443, true), (8080, false), (8443, true)]
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// Open `n` connections from `from` to the origin's port 80 and keep them.
 fn hold_connections(from: &Netns, n: usize) -> std::sync::mpsc::Sender<()> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -503,4 +658,44 @@ fn scrape_until_forwarding_counted(
         (counted == Some(forwarding)).then_some(())
     });
     m
+}
+
+/// CPU per reading of this machine's sockets by each source (user and
+/// system time of the reading thread): `cargo test --release --test agent
+/// -- --ignored --nocapture cpu_per_reading`.
+#[test]
+#[ignore]
+fn cpu_per_reading() {
+    let ticks = || -> (u64, u64) {
+        let stat = fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let f: Vec<u64> = stat
+            .rsplit(") ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        (f[0], f[1])
+    };
+    let c = Connections::new(PathBuf::from("/proc/thread-self"), &[], &[80, 443], true);
+    let n = 500;
+    for source in [
+        Source::Files,
+        Source::Netlink(Filter::StatesAndPorts),
+        Source::Netlink(Filter::States),
+    ] {
+        let (u0, s0) = ticks();
+        for _ in 0..n {
+            c.count_from(source).unwrap();
+        }
+        let (u1, s1) = ticks();
+        // Ticks are 10 ms.
+        println!(
+            "{source:?}: user {:.3} ms, system {:.3} ms per reading",
+            (u1 - u0) as f64 * 10.0 / n as f64,
+            (s1 - s0) as f64 * 10.0 / n as f64
+        );
+    }
 }

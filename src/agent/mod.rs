@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod processes;
 mod procfs;
 pub mod saturation;
+pub mod sock_diag;
 
 use std::path::PathBuf;
 use std::time::Instant;
