@@ -23,20 +23,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(cli: Cli) -> ExitCode {
-    // Libraries speak at warn and above, unless asked for less.
-    let level = cli.log_level.as_filter();
-    let libraries = match cli.log_level {
+/// Logs to stderr at `--log.level`; libraries at warn and above, unless
+/// asked for less.
+fn init_logging(level: LogLevel) {
+    let ours = level.as_filter();
+    let libraries = match level {
         LogLevel::Debug | LogLevel::Info => "warn",
-        _ => level,
+        _ => ours,
     };
     let filter =
-        tracing_subscriber::EnvFilter::new(format!("badgateway_exporter={level},{libraries}"));
+        tracing_subscriber::EnvFilter::new(format!("badgateway_exporter={ours},{libraries}"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// `--web.max-connections`, lowered (with a warning) to what the
+/// open-files limit leaves.
+fn max_connections(wanted: usize) -> usize {
+    match cli::connection_cap(wanted, cli::open_files_soft_limit()) {
+        Ok(n) => n,
+        Err(lowered) => {
+            tracing::warn!(
+                wanted,
+                max_connections = lowered,
+                "--web.max-connections lowered to half of what the open-files limit \
+                 (ulimit -n) leaves, so that the probes keep their sockets; raise \
+                 LimitNOFILE / ulimit -n for more"
+            );
+            lowered
+        }
+    }
+}
+
+fn serve(cli: Cli) -> ExitCode {
+    init_logging(cli.log_level);
     let addresses = match cli::listen_addresses(&cli.listen_address) {
         Ok(a) => a,
         Err(e) => {
@@ -54,20 +77,7 @@ fn serve(cli: Cli) -> ExitCode {
             }
         },
     };
-    let max_connections =
-        match cli::connection_cap(cli.max_connections, cli::open_files_soft_limit()) {
-            Ok(n) => n,
-            Err(lowered) => {
-                tracing::warn!(
-                    wanted = cli.max_connections,
-                    max_connections = lowered,
-                    "--web.max-connections lowered to half of what the open-files limit \
-                     (ulimit -n) leaves, so that the probes keep their sockets; raise \
-                     LimitNOFILE / ulimit -n for more"
-                );
-                lowered
-            }
-        };
+    let max_connections = max_connections(cli.max_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -1,3 +1,4 @@
+// Why one file: ~310 lines of code; the rest is its tests.
 //! TCP sockets from the kernel over netlink `sock_diag`, as `ss` reads
 //! them: the kernel filters by state (the request's bitmask) and by local
 //! port (a small `INET_DIAG_REQ_BYTECODE` program), so it neither walks into

@@ -222,19 +222,11 @@ pub async fn serve_with(
                         continue;
                     }
                 };
-                let permit = match &cap {
-                    None => None,
-                    Some(cap) => match Arc::clone(cap).try_acquire_owned() {
-                        Ok(p) => Some(p),
-                        Err(_) => {
-                            // Over the cap: closed now, before it holds
-                            // anything but this moment's descriptor.
-                            metrics.refused.inc();
-                            tracing::debug!(peer = %peer, "over --web.max-connections; connection closed");
-                            drop(stream);
-                            continue;
-                        }
-                    },
+                let Some(permit) = admit(cap.as_ref(), &metrics, peer) else {
+                    // Over the cap: closed now, before it holds anything
+                    // but this moment's descriptor.
+                    drop(stream);
+                    continue;
                 };
                 metrics.open.inc();
                 let slot = Slot { _permit: permit, open: metrics.open.clone() };
@@ -252,6 +244,32 @@ pub async fn serve_with(
     }
     drop(listener);
     let _ = stop_tx.send(true);
+    drain(connections).await;
+    Ok(())
+}
+
+/// A place under `--web.max-connections` for a new connection: `Some(None)`
+/// without a cap, `None` (counted as refused) over it.
+fn admit(
+    cap: Option<&Arc<Semaphore>>,
+    metrics: &ConnectionMetrics,
+    peer: std::net::SocketAddr,
+) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+    let Some(cap) = cap else {
+        return Some(None);
+    };
+    match Arc::clone(cap).try_acquire_owned() {
+        Ok(p) => Some(Some(p)),
+        Err(_) => {
+            metrics.refused.inc();
+            tracing::debug!(peer = %peer, "over --web.max-connections; connection closed");
+            None
+        }
+    }
+}
+
+/// Let the connections still open finish, for at most the grace period.
+async fn drain(mut connections: JoinSet<()>) {
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while connections.join_next().await.is_some() {}
     })
@@ -263,7 +281,6 @@ pub async fn serve_with(
         );
         connections.shutdown().await;
     }
-    Ok(())
 }
 
 /// Errors from `accept` that concern one connection are skipped; others
