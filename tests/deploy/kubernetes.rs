@@ -141,9 +141,28 @@ fn kubernetes_workloads_are_what_the_roles_need() {
         "{log} is not mounted"
     );
 
-    // The prober: non-root, no capability, a StatefulSet whose pods are
-    // the shards of the vantage's sites (N in --shard is its replicas),
-    // the vantage label on its pods.
+    prober_is_sharded_by_its_pods();
+
+    // Every ConfigMap's config passes the exporter's own check.
+    let dir = tempdir();
+    for (_, d) in k8s_docs() {
+        if d["kind"].as_str() != Some("ConfigMap") {
+            continue;
+        }
+        let name = str_at(&d, "metadata.name");
+        let text = d["data"]["config.yml"]
+            .as_str()
+            .unwrap_or_else(|| panic!("ConfigMap {name} has no config.yml"));
+        let f = dir.path().join(format!("{name}.yml"));
+        write(&f, text);
+        must(Command::new(BIN).arg("check-config").arg(&f));
+    }
+}
+
+/// The prober: non-root, no capability, a StatefulSet whose pods are the
+/// shards of the vantage's sites (N in --shard is its replicas), the
+/// vantage label on its pods.
+fn prober_is_sharded_by_its_pods() {
     let deploy = k8s_object("StatefulSet", "badgateway-prober-eu-west");
     let pod = at(&deploy, "spec.template.spec");
     assert_eq!(
@@ -172,21 +191,6 @@ fn kubernetes_workloads_are_what_the_roles_need() {
         str_at(&deploy, "spec.template.metadata.labels.vantage"),
         "eu-west"
     );
-
-    // Every ConfigMap's config passes the exporter's own check.
-    let dir = tempdir();
-    for (_, d) in k8s_docs() {
-        if d["kind"].as_str() != Some("ConfigMap") {
-            continue;
-        }
-        let name = str_at(&d, "metadata.name");
-        let text = d["data"]["config.yml"]
-            .as_str()
-            .unwrap_or_else(|| panic!("ConfigMap {name} has no config.yml"));
-        let f = dir.path().join(format!("{name}.yml"));
-        write(&f, text);
-        must(Command::new(BIN).arg("check-config").arg(&f));
-    }
 }
 
 #[test]
