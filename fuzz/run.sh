@@ -26,7 +26,10 @@ seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=${*:-"config access_log_line iptables_save nft_json procfs"}
 
-mkdir -p work/tmp
+# The procfs target writes its input into a procfs tree under $TMPDIR,
+# every run: on tmpfs that is ten times faster than on disk.
+tmp=$(mktemp -d /dev/shm/badgateway-fuzz.XXXXXX 2>/dev/null || mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 # Built once; the runs call the binaries (`cargo fuzz run` would check the
 # build again before each).
 cargo +nightly fuzz build -a
@@ -38,10 +41,12 @@ for t in $targets; do
     log="work/$t.log"
     echo "== $t: ${seconds}s (log: fuzz/$log)"
     status=0
+    start=$(date +%s)
     # One process on one core; new inputs go to the first directory only.
-    TMPDIR="$PWD/work/tmp" "$bin/$t" "work/$t" "corpus/$t" \
+    TMPDIR="$tmp" "$bin/$t" "work/$t" "corpus/$t" \
         -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" \
         -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
+    took=$(($(date +%s) - start))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     if [ -z "$execs" ]; then
         # A crash ends the run before the final stats: the last status line.
@@ -55,11 +60,10 @@ for t in $targets; do
         artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         [ -n "$artifact" ] && found="$found; input: fuzz/$artifact"
     fi
-    line=$(printf '%-16s %12s execs  %5ss  found: %s' "$t" "${execs:-?}" "$seconds" "$found")
+    line=$(printf '%-16s %12s execs  %5ss  found: %s' "$t" "${execs:-?}" "$took" "$found")
     echo "$line"
     summary="$summary$line
 "
-    rm -rf work/tmp/badgateway-fuzz-procfs-*
 done
 echo
 echo "target                  executions   time  findings"
