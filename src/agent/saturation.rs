@@ -103,15 +103,20 @@ impl Saturation {
     fn cpu(&self) -> Result<CpuReading, CollectorError> {
         let stat: KernelStats = procfs::read_si(&self.procfs, "stat")?;
         let t = &stat.total;
-        let busy = t.user
-            + t.nice
-            + t.system
-            + t.irq.unwrap_or(0)
-            + t.softirq.unwrap_or(0)
-            + t.steal.unwrap_or(0);
+        // Saturating: the kernel's counters are far from 2^64, a corrupt
+        // file may not be.
+        let sum = |v: &[u64]| v.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        let busy = sum(&[
+            t.user,
+            t.nice,
+            t.system,
+            t.irq.unwrap_or(0),
+            t.softirq.unwrap_or(0),
+            t.steal.unwrap_or(0),
+        ]);
         Ok(CpuReading {
             busy,
-            total: busy + t.idle + t.iowait.unwrap_or(0),
+            total: sum(&[busy, t.idle, t.iowait.unwrap_or(0)]),
             cpus: stat.cpu_time.len(),
             at: Instant::now(),
         })
@@ -488,6 +493,18 @@ mod tests {
         );
         let odd = "MemTotal: 4 kB\nMemAvailable: 1 kB\n\u{e9}: 1 kB\n";
         let root = procfs_with("meminfo", odd);
+        let s = Saturation::new(root.path().to_path_buf(), BTreeMap::new());
+        assert!(s.collect().is_ok());
+    }
+
+    /// Replayed through the procfs fuzz target after reading the code (the
+    /// fuzzer had not reached numbers this large): summing the CPU
+    /// counters overflowed.
+    #[test]
+    fn cpu_counters_near_2_pow_64_do_not_overflow() {
+        let stat = "cpu  18446744073709551615 18446744073709551615 1 1 1 1 1 1 0 0\n\
+                    cpu0 1 1 1 1 1 1 1 1 0 0\nctxt 1\nbtime 1\nprocesses 1\n";
+        let root = procfs_with("stat", stat);
         let s = Saturation::new(root.path().to_path_buf(), BTreeMap::new());
         assert!(s.collect().is_ok());
     }
