@@ -485,7 +485,7 @@ mod tests {
         let big = "MemTotal: 17777777777777771710 kB\nMemAvailable: 1 kB\n";
         let root = procfs_with("meminfo", big);
         let s = Saturation::new(root.path().to_path_buf(), BTreeMap::new());
-        let e = s.collect().err().expect("an error");
+        let e = s.collect().expect_err("an error");
         assert!(
             e.to_string()
                 .contains("MemTotal: 17777777777777771710 kB is too large"),
