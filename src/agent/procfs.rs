@@ -2,6 +2,7 @@
 //! parsers, so collectors work on /proc or on a fixture tree alike.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use procfs_core::{ExplicitSystemInfo, FromRead, FromReadSI};
@@ -34,4 +35,22 @@ pub fn read_si<T: FromReadSI>(root: &Path, rel: &str) -> Result<T, CollectorErro
     let f = open(root, rel)?;
     T::from_read(f, &SYSTEM)
         .map_err(|e| CollectorError::new(format!("parsing {}: {e}", root.join(rel).display())))
+}
+
+/// The text of `root/rel`, a small file read whole; more than `limit`
+/// bytes is an error rather than a growing buffer.
+pub fn read_text(root: &Path, rel: &str, limit: u64) -> Result<String, CollectorError> {
+    let mut text = String::new();
+    let path = root.join(rel);
+    open(root, rel)?
+        .take(limit + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CollectorError::new(format!("reading {}: {e}", path.display())))?;
+    if text.len() as u64 > limit {
+        return Err(CollectorError::new(format!(
+            "reading {}: longer than {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
 }

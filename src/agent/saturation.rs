@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use procfs_core::net::InterfaceDeviceStatus;
-use procfs_core::{KernelStats, LoadAverage, Meminfo};
+use procfs_core::{KernelStats, LoadAverage};
 use prometheus::proto::MetricFamily;
 
 use super::{procfs, Collector, CollectorError};
@@ -103,15 +103,20 @@ impl Saturation {
     fn cpu(&self) -> Result<CpuReading, CollectorError> {
         let stat: KernelStats = procfs::read_si(&self.procfs, "stat")?;
         let t = &stat.total;
-        let busy = t.user
-            + t.nice
-            + t.system
-            + t.irq.unwrap_or(0)
-            + t.softirq.unwrap_or(0)
-            + t.steal.unwrap_or(0);
+        // Saturating: the kernel's counters are far from 2^64, a corrupt
+        // file may not be.
+        let sum = |v: &[u64]| v.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        let busy = sum(&[
+            t.user,
+            t.nice,
+            t.system,
+            t.irq.unwrap_or(0),
+            t.softirq.unwrap_or(0),
+            t.steal.unwrap_or(0),
+        ]);
         Ok(CpuReading {
             busy,
-            total: busy + t.idle + t.iowait.unwrap_or(0),
+            total: sum(&[busy, t.idle, t.iowait.unwrap_or(0)]),
             cpus: stat.cpu_time.len(),
             at: Instant::now(),
         })
@@ -142,7 +147,7 @@ impl Collector for Saturation {
     /// CPU count.
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectorError> {
         let cpu = self.cpu()?;
-        let mem: Meminfo = procfs::read(&self.procfs, "meminfo")?;
+        let mem = Memory::read(&self.procfs)?;
         let load: LoadAverage = procfs::read(&self.procfs, "loadavg")?;
         let net = self.net()?;
         let now = Instant::now();
@@ -238,13 +243,64 @@ impl Last {
     }
 }
 
+/// What [`memory_ratio`] needs of /proc/meminfo, in bytes.
+#[derive(Debug, PartialEq, Eq)]
+struct Memory {
+    total: u64,
+    /// MemAvailable, or on kernels without it MemFree + Buffers + Cached.
+    available: u64,
+}
+
+impl Memory {
+    /// Read by hand rather than with procfs-core's `Meminfo`, which panics
+    /// on a value whose kB overflow 64 bits in bytes, and on a name that
+    /// ends in a non-ASCII character.
+    fn read(root: &std::path::Path) -> Result<Memory, CollectorError> {
+        // The kernel writes about 1.5 KiB.
+        let text = procfs::read_text(root, "meminfo", 1 << 20)?;
+        Memory::parse(&text).map_err(|e| {
+            CollectorError::new(format!("parsing {}: {e}", root.join("meminfo").display()))
+        })
+    }
+
+    /// `Name:   value [kB]` lines; lines of other names are not looked at.
+    fn parse(text: &str) -> Result<Memory, String> {
+        let mut fields: [Option<u64>; 5] = [None; 5];
+        const NAMES: [&str; 5] = ["MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached"];
+        for line in text.lines() {
+            let Some((name, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let Some(i) = NAMES.iter().position(|n| *n == name) else {
+                continue;
+            };
+            let mut words = rest.split_whitespace();
+            let value = words
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("{name}: not a number: {rest:?}"))?;
+            let bytes = match words.next() {
+                None => Some(value),
+                Some("kB") => value.checked_mul(1024),
+                Some(unit) => return Err(format!("{name}: unknown unit {unit:?}")),
+            };
+            fields[i] = Some(bytes.ok_or_else(|| format!("{name}: {value} kB is too large"))?);
+        }
+        let [total, available, free, buffers, cached] = fields;
+        let total = total.ok_or("no MemTotal")?;
+        let available = match (available, free, buffers, cached) {
+            (Some(a), ..) => a,
+            (None, Some(f), Some(b), Some(c)) => f.saturating_add(b).saturating_add(c),
+            _ => return Err("neither MemAvailable nor MemFree, Buffers and Cached".into()),
+        };
+        Ok(Memory { total, available })
+    }
+}
+
 /// 1 - MemAvailable/MemTotal (free, cached and buffers on kernels without
 /// MemAvailable); `None` when MemTotal is 0.
-fn memory_ratio(mem: &Meminfo) -> Option<f64> {
-    let available = mem
-        .mem_available
-        .unwrap_or(mem.mem_free + mem.cached + mem.buffers);
-    (mem.mem_total > 0).then(|| 1.0 - (available as f64 / mem.mem_total as f64).clamp(0.0, 1.0))
+fn memory_ratio(mem: &Memory) -> Option<f64> {
+    (mem.total > 0).then(|| 1.0 - (mem.available as f64 / mem.total as f64).clamp(0.0, 1.0))
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -384,5 +440,72 @@ impl Saturation {
             Some((now, net))
         };
         families.into_families()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_with_and_without_mem_available() {
+        let text = "MemTotal:       2000 kB\nMemFree:         500 kB\nMemAvailable:   1500 kB\n\
+                    Buffers:          10 kB\nCached:          90 kB\nHugePages_Total:       0\n";
+        let m = Memory::parse(text).unwrap();
+        assert_eq!((m.total, m.available), (2000 * 1024, 1500 * 1024));
+        assert_eq!(memory_ratio(&m), Some(0.25));
+        let old = "MemTotal: 2000 kB\nMemFree: 500 kB\nBuffers: 10 kB\nCached: 90 kB\n";
+        assert_eq!(Memory::parse(old).unwrap().available, 600 * 1024);
+        assert!(Memory::parse("MemFree: 500 kB\n").is_err());
+        assert!(Memory::parse("MemTotal: 2000 kB\n").is_err());
+        assert!(Memory::parse("MemTotal: many kB\nMemAvailable: 1 kB\n").is_err());
+    }
+
+    /// The fixture procfs tree with `rel` replaced by `content`.
+    fn procfs_with(rel: &str, content: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/procfs");
+        for f in ["stat", "meminfo", "loadavg", "net/dev"] {
+            let to = dir.path().join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(fixtures.join(f), to).unwrap();
+        }
+        std::fs::write(dir.path().join(rel), content).unwrap();
+        dir
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/procfs.rs`): procfs-core's
+    /// `Meminfo` panicked multiplying a value this large by 1024 (with
+    /// overflow checks; it wrapped without). Reading its code showed the
+    /// second: it panicked on a field name ending in a multi-byte
+    /// character.
+    #[test]
+    fn meminfo_values_too_large_and_odd_names_are_errors() {
+        let big = "MemTotal: 17777777777777771710 kB\nMemAvailable: 1 kB\n";
+        let root = procfs_with("meminfo", big);
+        let s = Saturation::new(root.path().to_path_buf(), BTreeMap::new());
+        let e = s.collect().expect_err("an error");
+        assert!(
+            e.to_string()
+                .contains("MemTotal: 17777777777777771710 kB is too large"),
+            "{e}"
+        );
+        let odd = "MemTotal: 4 kB\nMemAvailable: 1 kB\n\u{e9}: 1 kB\n";
+        let root = procfs_with("meminfo", odd);
+        let s = Saturation::new(root.path().to_path_buf(), BTreeMap::new());
+        assert!(s.collect().is_ok());
+    }
+
+    /// Replayed through the procfs fuzz target after reading the code (the
+    /// fuzzer had not reached numbers this large): summing the CPU
+    /// counters overflowed.
+    #[test]
+    fn cpu_counters_near_2_pow_64_do_not_overflow() {
+        let stat = "cpu  18446744073709551615 18446744073709551615 1 1 1 1 1 1 0 0\n\
+                    cpu0 1 1 1 1 1 1 1 1 0 0\nctxt 1\nbtime 1\nprocesses 1\n";
+        let root = procfs_with("stat", stat);
+        let s = Saturation::new(root.path().to_path_buf(), BTreeMap::new());
+        assert!(s.collect().is_ok());
     }
 }

@@ -27,6 +27,8 @@ pub enum FormatError {
     Adjacent { format: String, var: String },
     #[error("access log format {format:?}: unterminated ${{ at byte {at}")]
     Unterminated { format: String, at: usize },
+    #[error("access log format {format:?}: $status cannot be the peer's address")]
+    PeerIsStatus { format: String },
 }
 
 /// One parsed line: what the counters need.
@@ -115,6 +117,12 @@ impl LineFormat {
     /// the variable `peer`.
     pub fn compile(format: &str, peer: &str) -> Result<LineFormat, FormatError> {
         let tokens = tokenize(format)?;
+        // Both are needed, from different variables.
+        if peer == "status" {
+            return Err(FormatError::PeerIsStatus {
+                format: format.to_owned(),
+            });
+        }
         for var in [peer, "status"] {
             if !tokens
                 .iter()
@@ -368,6 +376,21 @@ mod tests {
         assert!(matches!(
             LineFormat::compile("${remote_addr $status", "remote_addr"),
             Err(FormatError::Unterminated { .. })
+        ));
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/access_log_line.rs`): with
+    /// `$status` as the peer variable, compiling ran past the end of the
+    /// format looking for a `$status` that was not the peer.
+    #[test]
+    fn status_as_the_peer_is_refused() {
+        assert!(matches!(
+            LineFormat::compile("$status", "status"),
+            Err(FormatError::PeerIsStatus { .. })
+        ));
+        assert!(matches!(
+            LineFormat::compile("$remote_addr $status $status", "status"),
+            Err(FormatError::PeerIsStatus { .. })
         ));
     }
 }
