@@ -687,6 +687,12 @@ fn agent_access_log_and_firewall_cases() -> Vec<Case> {
             &["agent.access_log.peer_variable", "no $realip_remote_addr"],
         ),
         case(
+            "the status as the peer",
+            "agent:\n  access_log: {path: /var/log/a.log, peer_variable: $status}\n",
+            Some((2, 53)),
+            &["agent.access_log.peer_variable", "not the connecting peer's address"],
+        ),
+        case(
             "access log without path",
             "agent:\n  access_log:\n    format: common\n",
             Some((3, 5)),

@@ -219,6 +219,15 @@ impl Validator<'_> {
             None => (format.default_peer().to_owned(), "format"),
             Some(v) => (v.strip_prefix('$').unwrap_or(v).to_owned(), "peer_variable"),
         };
+        if peer == "status" {
+            self.error(
+                &path.key(at),
+                "$status is the answer's status, not the connecting peer's address: name \
+                 $remote_addr, or $realip_remote_addr when nginx's real_ip is on"
+                    .to_owned(),
+            );
+            return None;
+        }
         if !has_variable(format.text(), &peer) {
             self.error(
                 &path.key(at),
