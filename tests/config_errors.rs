@@ -289,10 +289,10 @@ fn refused_before_parsing_cases() -> Vec<Case> {
             &["not valid UTF-8", "0xe9"],
         ),
         case(
-            "10 MB file",
-            vec![b'#'; 10 * 1024 * 1024],
+            "40 MB file",
+            vec![b'#'; 40 * 1024 * 1024],
             None,
-            &["too large", "10485760 bytes", "4194304"],
+            &["too large", "41943040 bytes", "33554432"],
         ),
         case("empty file", "", None, &["config file is empty"]),
         case(
@@ -734,7 +734,7 @@ fn malformed_configs_fail_with_position_and_message() {
             }
             Err(errors) => errors,
         };
-        // Nothing may take long, alias bombs and 10 MB files included.
+        // Nothing may take long, alias bombs and 40 MB files included.
         if elapsed > Duration::from_secs(2) {
             failures.push(format!("{}: took {elapsed:?}", case.name));
         }

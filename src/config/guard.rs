@@ -31,7 +31,7 @@ pub(crate) enum Refusal {
 /// - nesting depth: libyaml, under serde_norway, takes time quadratic in
 ///   the depth of flow nesting while it reads the document, before
 ///   serde_norway's own depth limit gets a say (11 s for 100 000 `[`,
-///   hours for the 4 MiB the size limit lets through);
+///   hours for the 32 MiB the size limit lets through);
 /// - alias expansion: serde_norway's repetition limit counts alias jumps,
 ///   not the nodes a jump copies, so a large anchored list aliased from
 ///   many sites expands to billions of values within the limit.

@@ -2,7 +2,7 @@
 //!
 //! Loading runs in stages, each refusing what the next cannot handle:
 //!
-//! 1. byte checks: size (4 MiB), UTF-8, NUL bytes; then nesting depth and
+//! 1. byte checks: size (32 MiB), UTF-8, NUL bytes; then nesting depth and
 //!    alias expansion, which serde_norway does not bound well enough (see
 //!    [`guard::precheck`]);
 //! 2. serde_norway into the raw structs of [`raw`]: syntax and shape
@@ -30,9 +30,10 @@ pub use types::*;
 
 use position::{Pos, PosIndex};
 
-/// Largest config file accepted. Far beyond any real config, and small
-/// enough that parsing it cannot hurt.
-pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+/// Largest config file accepted: room for 250,000 sites (100,000 take
+/// 12 MB, split between probers with `--shard`), and small enough that
+/// parsing it cannot hurt.
+pub const MAX_CONFIG_BYTES: usize = 32 * 1024 * 1024;
 
 impl Config {
     /// Reads and validates the config file at `path`.
@@ -113,7 +114,9 @@ fn file_error(file: &str, pos: Option<Pos>, message: String) -> ConfigError {
 }
 
 fn too_large(size: &str) -> String {
-    format!("config file is too large: {size} bytes; the limit is {MAX_CONFIG_BYTES} bytes (4 MiB)")
+    format!(
+        "config file is too large: {size} bytes; the limit is {MAX_CONFIG_BYTES} bytes (32 MiB)"
+    )
 }
 
 /// Checks that the bytes are UTF-8 text without NUL bytes, reporting the
