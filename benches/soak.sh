@@ -35,20 +35,8 @@ web_port=$(free_port); exporter_port=$(free_port)
 cargo build --release --quiet --bin badgateway-exporter
 bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
 
-mkdir -p "$work/nginx/tmp"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/tmp/body; proxy_temp_path $work/nginx/tmp/proxy;
-  fastcgi_temp_path $work/nginx/tmp/fcgi; uwsgi_temp_path $work/nginx/tmp/uwsgi; scgi_temp_path $work/nginx/tmp/scgi;
-  server { listen 127.0.0.1:$web_port; listen 127.0.0.2:$web_port; location / { return 200 "ok\n"; } }
-}
-CONF
-nginx -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf"
+. benches/local_nginx.sh
+start_nginx "$work" "$web_port"
 
 {
   printf 'probe:\n  interval: 15s\n  timeout: 5s\n  icmp: {enabled: false}\nsites:\n'

@@ -157,6 +157,18 @@ async fn a_redirect_to_another_host_leaves_a_pinned_path_alone() {
     assert!(peers.lock().unwrap().is_empty(), "the other host was asked");
 }
 
+/// Probe with redirects followed; they must end in `too_many_redirects`.
+async fn followed_in_vain(addr: SocketAddr) -> HttpOutcome {
+    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
+    assert_eq!(
+        out.error,
+        Some(ErrorKind::TooManyRedirects),
+        "{:?}",
+        out.detail
+    );
+    out
+}
+
 #[tokio::test]
 async fn a_redirect_loop_fails_with_its_own_kind() {
     // A 302 to itself: a loop at once, whatever the expected statuses
@@ -167,13 +179,7 @@ async fn a_redirect_loop_fails_with_its_own_kind() {
         reply(s, hop).await
     })
     .await;
-    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
-    assert_eq!(
-        out.error,
-        Some(ErrorKind::TooManyRedirects),
-        "{:?}",
-        out.detail
-    );
+    let out = followed_in_vain(addr).await;
     assert_eq!(out.status, Some(302));
     let detail = out.detail.unwrap();
     assert!(detail.starts_with("redirect loop: "), "{detail}");
@@ -188,13 +194,7 @@ async fn a_redirect_loop_fails_with_its_own_kind() {
         reply(s, redirect_to(format!("http://www.example.com:{port}{to}"))).await
     })
     .await;
-    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
-    assert_eq!(
-        out.error,
-        Some(ErrorKind::TooManyRedirects),
-        "{:?}",
-        out.detail
-    );
+    let out = followed_in_vain(addr).await;
     // A chain that never repeats ends at the limit.
     let (addr, _) = server(|s, head| async move {
         let port = s.local_addr().unwrap().port();
@@ -210,13 +210,7 @@ async fn a_redirect_loop_fails_with_its_own_kind() {
         .await
     })
     .await;
-    let out = run(&site(addr.port(), "    follow_redirects: true\n")).await;
-    assert_eq!(
-        out.error,
-        Some(ErrorKind::TooManyRedirects),
-        "{:?}",
-        out.detail
-    );
+    let out = followed_in_vain(addr).await;
     assert!(out.detail.unwrap().starts_with("more than 10 redirects"));
 }
 

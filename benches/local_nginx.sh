@@ -1,0 +1,20 @@
+# Sourced by the benchmarks: `start_nginx WORK PORT` serves "ok" on
+# 127.0.0.1:PORT and 127.0.0.2:PORT from a config kept under WORK/nginx;
+# stop it with `kill "$(cat WORK/nginx/nginx.pid)"`.
+start_nginx() {
+  local work=$1 port=$2
+  mkdir -p "$work/nginx/tmp"
+  cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/tmp/body; proxy_temp_path $work/nginx/tmp/proxy;
+  fastcgi_temp_path $work/nginx/tmp/fcgi; uwsgi_temp_path $work/nginx/tmp/uwsgi; scgi_temp_path $work/nginx/tmp/scgi;
+  server { listen 127.0.0.1:$port; listen 127.0.0.2:$port; location / { return 200 "ok\n"; } }
+}
+CONF
+  nginx -e "$work/nginx/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf"
+}
