@@ -194,7 +194,7 @@ async fn a_redirect_loop_fails_with_its_own_kind() {
         reply(s, redirect_to(format!("http://www.example.com:{port}{to}"))).await
     })
     .await;
-    let out = followed_in_vain(addr).await;
+    followed_in_vain(addr).await;
     // A chain that never repeats ends at the limit.
     let (addr, _) = server(|s, head| async move {
         let port = s.local_addr().unwrap().port();
