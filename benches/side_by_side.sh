@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Benchmark, not a test: this exporter next to Debian's anchors, on the same
+# local targets, in one run, printed as one table (ours, anchor, ours/anchor).
+#
+#   benches/side_by_side.sh [SECONDS]    (default 30 s per measured window)
+#
+#   1. HTTP probes: SITES sites (env SITES, default 500) x 2 paths (127.0.0.1
+#      and 127.0.0.2) every second against a local nginx, ICMP and TCP echoes
+#      off: CPU-seconds per 1,000 probes. Anchor: prometheus-blackbox-exporter
+#      (http_2xx) driven at the same rate by wrk (16 connections, a Lua script
+#      pacing requests and rotating targets). nginx's own CPU per 1,000
+#      requests while serving each, as context.
+#   2. ICMP: 1,000 loopback addresses (127.1.x.y) at one echo a second: % of
+#      one core and the loss each reports. Anchor: prometheus-smokeping-prober.
+#      Our prober cannot echo without probing HTTP too, so its figure is net:
+#      the same config run again with ICMP off (HTTP to a closed port only) is
+#      subtracted; the gross figure is printed under the table.
+#   3. /metrics of the prober with 1,000 sites vs node_exporter's defaults:
+#      p50/p99 (wrk, one connection, 10 s), CPU ms per scrape and gzip bytes.
+#   4. The origin agent (no --config) vs node_exporter: CPU ms per scrape, RSS.
+#
+# Every scrape asks for gzip, as Prometheus does. The phases run one after
+# the other, so each process has the machine to itself (with its load
+# generator). Listens on 127.0.0.1 (and 127.0.0.2 for nginx) only; every
+# process and the temp dir go on exit. As root, installs what is missing.
+set -euo pipefail
+seconds=${1:-30}
+sites=${SITES:-500}
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
+command -v prometheus-smokeping-prober >/dev/null || need+=(prometheus-smokeping-prober)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "side_by_side.sh: missing ${need[*]}: install them, or run as root" >&2
+    exit 2
+  fi
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "side_by_side.sh: ICMP needs root (raw sockets for both probers)" >&2
+  exit 2
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+stop() { # pid: ends it and forgets it
+  local p rest=()
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || rest+=("$p"); done
+  pids=("${rest[@]}")
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+# Sum of every sample of one metric family (counter or gauge).
+metric_sum() { curl -s "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $NF} END {printf "%.6f\n", s}'; }
+metric_mean() { curl -s "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $NF; n++} END {if (n) printf "%.4f\n", s/n; else print "nan"}'; }
+wait_http() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+calc() { awk "BEGIN {printf \"$1\", $2}"; }
+
+cargo build --release --quiet --bin badgateway-exporter
+bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
+
+web_port=$(free_port)
+. benches/local_nginx.sh
+start_nginx "$work" "$web_port"
+sleep 0.5
+nginx_master=$(cat "$work/nginx/nginx.pid")
+nginx_ticks() { local t=0 p; for p in "$nginx_master" $(pgrep -P "$nginx_master"); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
+
+# --- 1. HTTP probes --------------------------------------------------------
+echo "1/4 HTTP probes: $sites sites x 2 paths at 1 s, ${seconds} s each" >&2
+{
+  printf 'probe:\n  interval: 1s\n  timeout: 900ms\n  proxy_requests: 1\n  icmp: {enabled: false}\n  tcp: {enabled: false}\nsites:\n'
+  for i in $(seq 1 "$sites"); do
+    printf '  - name: site%d\n    url: http://site%d.example.com:%d/\n    proxy: [127.0.0.1]\n    origin: [127.0.0.2]\n' "$i" "$i" "$web_port"
+  done
+} > "$work/http.yml"
+port=$(free_port)
+"$bin" --config "$work/http.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
+pids+=($!); ours=$!
+url="http://127.0.0.1:$port/metrics"
+wait_http "$url"
+sleep 5 # a few rounds, so connections and buffers are warm
+p0=$(metric_sum "$url" badgateway_probes_total); t0=$(ticks "$ours"); n0=$(nginx_ticks)
+sleep "$seconds"
+p1=$(metric_sum "$url" badgateway_probes_total); t1=$(ticks "$ours"); n1=$(nginx_ticks)
+ok=$(curl -s "$url" | grep -c '^badgateway_probe_success{.*} 1$' || true)
+stop "$ours"
+our_probes=$(calc '%.0f' "$p1 - $p0")
+[ "$our_probes" -gt 0 ] || { echo "our prober made no probes" >&2; exit 1; }
+http_ours=$(calc '%.4f' "($t1 - $t0) / $hz / $our_probes * 1000")
+nginx_ours=$(calc '%.4f' "($n1 - $n0) / $hz / $our_probes * 1000")
+rate_ours=$(calc '%.0f' "$our_probes / $seconds")
+
+cat > "$work/blackbox.yml" <<'YML'
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+YML
+cat > "$work/pace.lua" <<'LUA'
+-- Paces wrk to BENCH_RATE requests/s over all its connections and rotates
+-- the probe target over BENCH_SITES sites x (127.0.0.1, 127.0.0.2).
+local ffi = require("ffi")
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk, bench_timespec *tp);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local gap = 1000 / tonumber(os.getenv("BENCH_RATE"))
+local port = os.getenv("BENCH_PORT")
+local sites = tonumber(os.getenv("BENCH_SITES"))
+local next_at, i = nil, 0
+function delay()
+  local t = now_ms()
+  if next_at == nil or next_at < t - 1000 then next_at = t end
+  next_at = next_at + gap
+  local d = next_at - t
+  if d <= 0 then return 0 end
+  return math.floor(d)
+end
+function request()
+  i = i + 1
+  local host = (i % 2 == 1) and "127.0.0.1" or "127.0.0.2"
+  local site = math.floor((i - 1) / 2) % sites + 1
+  return wrk.format("GET", "/probe?module=http_2xx&target=http://" .. host .. ":" .. port .. "/site" .. site)
+end
+LUA
+port=$(free_port)
+prometheus-blackbox-exporter --config.file="$work/blackbox.yml" --web.listen-address="127.0.0.1:$port" --log.level=warn 2>"$work/blackbox.log" &
+pids+=($!); bb=$!
+wait_http "http://127.0.0.1:$port/metrics"
+curl -s "http://127.0.0.1:$port/probe?module=http_2xx&target=http://127.0.0.1:$web_port/" | grep -q '^probe_success 1' \
+  || { echo "blackbox cannot probe nginx" >&2; exit 1; }
+rate=$(( rate_ours > 0 ? rate_ours : 2 * sites ))
+export BENCH_RATE=$rate BENCH_PORT=$web_port BENCH_SITES=$sites
+wrk -t1 -c16 -d5s --timeout 6s -s "$work/pace.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
+t0=$(ticks "$bb"); n0=$(nginx_ticks)
+out=$(wrk -t1 -c16 -d"${seconds}s" --timeout 6s -s "$work/pace.lua" "http://127.0.0.1:$port")
+t1=$(ticks "$bb"); n1=$(nginx_ticks)
+stop "$bb"
+bb_probes=$(echo "$out" | awk '/requests in/ {print $1}')
+bb_errors=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr -s ' ' | tr '\n' ';')
+[ "${bb_probes:-0}" -gt 0 ] || { echo "wrk made no requests: $out" >&2; exit 1; }
+http_bb=$(calc '%.4f' "($t1 - $t0) / $hz / $bb_probes * 1000")
+nginx_bb=$(calc '%.4f' "($n1 - $n0) / $hz / $bb_probes * 1000")
+rate_bb=$(calc '%.0f' "$bb_probes / $seconds")
+
+# --- 2. ICMP ---------------------------------------------------------------
+echo "2/4 ICMP: 1,000 addresses at 1 echo/s, ${seconds} s each (ours twice: ICMP on, then off)" >&2
+addrs=()
+for i in $(seq 0 999); do addrs+=("127.1.$((i / 250)).$((i % 250 + 1))"); done
+closed_port=$(free_port) # nothing listens there: the HTTP probes are refused at once
+icmp_config() { # enabled -> config
+  printf 'probe:\n  interval: 1s\n  timeout: 900ms\n  proxy_requests: 1\n  icmp: {enabled: %s, count: 1, interval: 200ms}\n  tcp: {enabled: false}\nsites:\n' "$1"
+  for i in $(seq 0 499); do
+    printf '  - name: ping%d\n    url: http://ping%d.example.com:%d/\n    proxy: [%s]\n    origin: [%s]\n' \
+      "$i" "$i" "$closed_port" "${addrs[$((2 * i))]}" "${addrs[$((2 * i + 1))]}"
+  done
+}
+run_ours_icmp() { # enabled -> sets icmp_cpu (% of one core) and icmp_loss
+  icmp_config "$1" > "$work/icmp-$1.yml"
+  local port p t0 t1
+  port=$(free_port)
+  "$bin" --config "$work/icmp-$1.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
+  pids+=($!); p=$!
+  wait_http "http://127.0.0.1:$port/metrics"
+  sleep 5
+  t0=$(ticks "$p"); sleep "$seconds"; t1=$(ticks "$p")
+  icmp_loss=$(metric_mean "http://127.0.0.1:$port/metrics" badgateway_icmp_packet_loss_ratio)
+  stop "$p"
+  icmp_cpu=$(calc '%.2f' "($t1 - $t0) / $hz / $seconds * 100")
+}
+run_ours_icmp true; icmp_gross=$icmp_cpu; icmp_loss_ours=$icmp_loss
+run_ours_icmp false; icmp_base=$icmp_cpu
+icmp_ours=$(calc '%.2f' "$icmp_gross - $icmp_base")
+
+echo 'targets: []' > "$work/smokeping.yml"
+port=$(free_port)
+prometheus-smokeping-prober --config.file="$work/smokeping.yml" --privileged --ping.interval=1s \
+  --web.listen-address="127.0.0.1:$port" --log.level=warn "${addrs[@]}" 2>"$work/smokeping.log" &
+pids+=($!); sp=$!
+url="http://127.0.0.1:$port/metrics"
+wait_http "$url"
+sleep 5
+r0=$(metric_sum "$url" smokeping_requests_total); c0=$(metric_sum "$url" smokeping_response_duration_seconds_count); t0=$(ticks "$sp")
+sleep "$seconds"
+r1=$(metric_sum "$url" smokeping_requests_total); c1=$(metric_sum "$url" smokeping_response_duration_seconds_count); t1=$(ticks "$sp")
+stop "$sp"
+icmp_sp=$(calc '%.2f' "($t1 - $t0) / $hz / $seconds * 100")
+sp_sent=$(calc '%.0f' "$r1 - $r0")
+icmp_loss_sp=$(calc '%.4f' "$sp_sent > 0 ? 1 - ($c1 - $c0) / ($r1 - $r0) : 0")
+
+# --- 3 and 4. /metrics scrapes ---------------------------------------------
+echo "3/4 /metrics: prober with 1,000 sites, node_exporter" >&2
+scrape() { # pid url -> "p50_ms p99_ms cpu_ms_per_scrape gzip_bytes series"
+  local t0 t1 out bytes series
+  bytes=$(curl -s -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "$2")
+  series=$(curl -s "$2" | grep -vc '^#')
+  t0=$(ticks "$1")
+  out=$(wrk -t1 -c1 -d10s --latency -H 'Accept-Encoding: gzip' "$2")
+  t1=$(ticks "$1")
+  echo "$out" | awk -v a="$t0" -v b="$t1" -v hz="$hz" -v bytes="$bytes" -v series="$series" '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /m$/) return v * 60000; return v * 1000 }
+    /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /requests in/ {n = $1}
+    END {printf "%.2f %.2f %.3f %s %s\n", p50, p99, (b - a) / hz * 1000 / n, bytes, series}'
+}
+{
+  printf 'probe:\n  interval: 5s\n  timeout: 4s\n  icmp: {count: 1}\nsites:\n'
+  for i in $(seq 1 1000); do
+    printf '  - name: site%d\n    url: http://site%d.example.com:%d/healthz\n    proxy: [127.0.0.1]\n    origin: [127.0.0.2]\n' "$i" "$i" "$web_port"
+  done
+} > "$work/scrape.yml"
+port=$(free_port)
+"$bin" --config "$work/scrape.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
+pids+=($!); ours=$!
+wait_http "http://127.0.0.1:$port/metrics"
+sleep 12 # two full rounds: every series exists
+read -r s50 s99 scpu sbytes sseries <<<"$(scrape "$ours" "http://127.0.0.1:$port/metrics")"
+stop "$ours"
+
+port=$(free_port)
+prometheus-node-exporter --web.listen-address="127.0.0.1:$port" --log.level=warn 2>/dev/null &
+pids+=($!); node=$!
+wait_http "http://127.0.0.1:$port/metrics"
+read -r n50 n99 ncpu nbytes nseries <<<"$(scrape "$node" "http://127.0.0.1:$port/metrics")"
+nrss=$(rss_mb "$node")
+stop "$node"
+
+echo "4/4 origin agent (no --config)" >&2
+port=$(free_port)
+"$bin" --web.listen-address "127.0.0.1:$port" --log.level warn &
+pids+=($!); agent=$!
+wait_http "http://127.0.0.1:$port/metrics"
+sleep 2
+read -r _ _ acpu _ aseries <<<"$(scrape "$agent" "http://127.0.0.1:$port/metrics")"
+arss=$(rss_mb "$agent")
+stop "$agent"
+
+# --- table -----------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0) printf "%.2f", a / b; else print "-"}'; }
+row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
+echo
+echo "$(nproc) CPUs, ${seconds} s windows; ours = badgateway-exporter $("$bin" --version 2>/dev/null | head -1 | awk '{print $NF}')"
+echo
+echo "| measure | ours | anchor | ours/anchor |"
+echo "|---|---|---|---|"
+row "1. HTTP probe CPU-s per 1,000 probes (anchor: blackbox_exporter http_2xx)" "$http_ours" "$http_bb"
+row "1. probes/s done in the window (ours $ok/$((2 * sites)) targets up)" "$rate_ours" "$rate_bb"
+row "1. nginx CPU-s per 1,000 requests (serving ours / serving blackbox)" "$nginx_ours" "$nginx_bb"
+row "2. ICMP, 1,000 addresses at 1/s: % of one core (anchor: smokeping_prober)" "$icmp_ours" "$icmp_sp"
+printf '| 2. ICMP loss reported | %s | %s | - |\n' "$icmp_loss_ours" "$icmp_loss_sp"
+row "3. /metrics p50 ms (ours: 1,000 sites; anchor: node_exporter)" "$s50" "$n50"
+row "3. /metrics p99 ms" "$s99" "$n99"
+row "3. /metrics CPU ms per scrape" "$scpu" "$ncpu"
+row "3. /metrics bytes, gzip ($sseries vs $nseries series)" "$sbytes" "$nbytes"
+row "4. agent /metrics CPU ms per scrape (anchor: node_exporter)" "$acpu" "$ncpu"
+row "4. agent RSS MB ($aseries vs $nseries series)" "$arss" "$nrss"
+echo
+echo "ICMP, ours gross: $icmp_gross % of a core with 1,000 refused HTTP probes/s alongside; those alone: $icmp_base %."
+[ -z "$bb_errors" ] || echo "wrk against blackbox: $bb_errors"
