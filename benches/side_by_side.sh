@@ -70,6 +70,7 @@ stop() { # pid: ends it and forgets it
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+now() { date +%s.%N; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 # Sum of every sample of one metric family (counter or gauge).
 metric_sum() { curl -s "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $NF} END {printf "%.6f\n", s}'; }
@@ -184,16 +185,16 @@ icmp_config() { # enabled -> config
 }
 run_ours_icmp() { # enabled -> sets icmp_cpu (% of one core) and icmp_loss
   icmp_config "$1" > "$work/icmp-$1.yml"
-  local port p t0 t1
+  local port p t0 t1 w0 w1
   port=$(free_port)
   "$bin" --config "$work/icmp-$1.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
   pids+=($!); p=$!
   wait_http "http://127.0.0.1:$port/metrics"
   sleep 5
-  t0=$(ticks "$p"); sleep "$seconds"; t1=$(ticks "$p")
+  w0=$(now); t0=$(ticks "$p"); sleep "$seconds"; t1=$(ticks "$p"); w1=$(now)
   icmp_loss=$(metric_mean "http://127.0.0.1:$port/metrics" badgateway_icmp_packet_loss_ratio)
   stop "$p"
-  icmp_cpu=$(calc '%.2f' "($t1 - $t0) / $hz / $seconds * 100")
+  icmp_cpu=$(calc '%.2f' "($t1 - $t0) / $hz / ($w1 - $w0) * 100")
 }
 run_ours_icmp true; icmp_gross=$icmp_cpu; icmp_loss_ours=$icmp_loss
 run_ours_icmp false; icmp_base=$icmp_cpu
@@ -207,13 +208,16 @@ pids+=($!); sp=$!
 url="http://127.0.0.1:$port/metrics"
 wait_http "$url"
 sleep 5
-r0=$(metric_sum "$url" smokeping_requests_total); c0=$(metric_sum "$url" smokeping_response_duration_seconds_count); t0=$(ticks "$sp")
-sleep "$seconds"
-r1=$(metric_sum "$url" smokeping_requests_total); c1=$(metric_sum "$url" smokeping_response_duration_seconds_count); t1=$(ticks "$sp")
+# Counters read before the CPU window opens and after it closes: a scrape of
+# a busy smokeping_prober can take seconds, and is not what is measured.
+q0=$(now); r0=$(metric_sum "$url" smokeping_requests_total); c0=$(metric_sum "$url" smokeping_response_duration_seconds_count)
+w0=$(now); t0=$(ticks "$sp"); sleep "$seconds"; t1=$(ticks "$sp"); w1=$(now)
+r1=$(metric_sum "$url" smokeping_requests_total); c1=$(metric_sum "$url" smokeping_response_duration_seconds_count); q1=$(now)
+sp_rate=$(calc '%.0f' "($r1 - $r0) / ($q1 - $q0)")
 stop "$sp"
-icmp_sp=$(calc '%.2f' "($t1 - $t0) / $hz / $seconds * 100")
+icmp_sp=$(calc '%.2f' "($t1 - $t0) / $hz / ($w1 - $w0) * 100")
 sp_sent=$(calc '%.0f' "$r1 - $r0")
-icmp_loss_sp=$(calc '%.4f' "$sp_sent > 0 ? 1 - ($c1 - $c0) / ($r1 - $r0) : 0")
+icmp_loss_sp=$(awk -v sent="$sp_sent" -v got="$(calc '%.0f' "$c1 - $c0")" 'BEGIN {if (sent > 0) printf "%.4f", 1 - got / sent; else print "nan"}')
 
 # --- 3 and 4. /metrics scrapes ---------------------------------------------
 echo "3/4 /metrics: prober with 1,000 sites, node_exporter" >&2
@@ -282,4 +286,5 @@ row "4. agent /metrics CPU ms per scrape (anchor: node_exporter)" "$acpu" "$ncpu
 row "4. agent RSS MB ($aseries vs $nseries series)" "$arss" "$nrss"
 echo
 echo "ICMP, ours gross: $icmp_gross % of a core with 1,000 refused HTTP probes/s alongside; those alone: $icmp_base %."
+echo "ICMP, smokeping_prober sent $sp_rate echoes/s (1,000 asked) and saw $(calc '%.0f' "($c1 - $c0) / ($q1 - $q0)") replies/s."
 [ -z "$bb_errors" ] || echo "wrk against blackbox: $bb_errors"
