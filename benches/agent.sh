@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/common.sh
 agent_port=$(free_port); node_port=$(free_port)
 
 cargo build --release --quiet

@@ -12,23 +12,14 @@ set -euo pipefail
 sites=${1:-1000}
 seconds=${2:-60}
 cd "$(dirname "$0")/.."
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. benches/common.sh
+bench_setup
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 web_port=$(free_port); exporter_port=$(free_port); node_port=$(free_port)
 
 cargo build --release --quiet
 bin=target/release/badgateway-exporter
 
-. benches/local_nginx.sh
 start_nginx "$work" "$web_port"
 
 {

@@ -11,19 +11,11 @@
 set -euo pipefail
 sites=${1:-10000}; interval=${2:-15s}; shard=${3:-}
 cd "$(dirname "$0")/.."
-work=$(mktemp -d); pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/common.sh
+bench_setup
 web_port=$(free_port); eport=$(free_port)
 cargo build --release --quiet --bin badgateway-exporter
 bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
-. benches/local_nginx.sh
 start_nginx "$work" "$web_port"
 python3 - "$sites" "$interval" "$web_port" > "$work/config.yml" <<'PY'
 import sys

@@ -50,15 +50,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. benches/common.sh
+bench_setup
 stop() { # pid: ends it and forgets it
   local p rest=()
   kill "$1" 2>/dev/null || true
@@ -67,7 +60,6 @@ stop() { # pid: ends it and forgets it
   pids=("${rest[@]}")
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 now() { date +%s.%N; }
@@ -82,7 +74,6 @@ cargo build --release --quiet --bin badgateway-exporter
 bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
 
 web_port=$(free_port)
-. benches/local_nginx.sh
 start_nginx "$work" "$web_port"
 sleep 0.5
 nginx_master=$(cat "$work/nginx/nginx.pid")
