@@ -13,7 +13,7 @@ use crate::prober::render;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{Config, EchoSettings, Site};
+use crate::config::Config;
 use crate::prober::probe::icmp::Pingers;
 use crate::prober::results::{Results, SiteResult};
 use crate::prober::round::SiteProber;
@@ -26,11 +26,11 @@ pub struct Scheduler {
 
 /// A site's task and what it was started with.
 struct RunningSite {
-    key: SiteKey,
+    prober: Arc<SiteProber>,
+    ca: Option<Arc<[u8]>>,
     task: JoinHandle<()>,
-    /// When its first round was due, and its interval: its phase.
+    /// When its first round was due: with the site's interval, its phase.
     first: Instant,
-    interval: Duration,
 }
 
 /// When the next round of a task started at `first` every `interval` is
@@ -51,23 +51,22 @@ impl Drop for Scheduler {
     }
 }
 
-/// Everything a site's rounds depend on: when it is equal after a reload,
-/// the site keeps running as it was.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct SiteKey {
-    site: Site,
-    icmp: EchoSettings,
-    tcp: EchoSettings,
-    /// The CA file's contents when the site names one: a new certificate
-    /// in the same file is a change.
-    ca: Option<Vec<u8>>,
-}
-
 /// A site's task: its prober, and where its rounds go.
 struct SiteRunner {
-    key: SiteKey,
     prober: Arc<SiteProber>,
+    /// The CA file's contents when the site names one: a new certificate
+    /// in the same file is a change.
+    ca: Option<Arc<[u8]>>,
     results: Arc<Results>,
+}
+
+impl RunningSite {
+    /// Everything the site's rounds depend on is as `runner` has it: the
+    /// site keeps running as it was.
+    fn same_as(&self, runner: &SiteRunner) -> bool {
+        let (a, b) = (&self.prober, &runner.prober);
+        a.site == b.site && a.icmp == b.icmp && a.tcp == b.tcp && self.ca == runner.ca
+    }
 }
 
 /// Errors that stop a config from being scheduled (it parsed, but a file it
@@ -109,6 +108,8 @@ impl Scheduler {
         // each holds a copy of the system's roots, which is not small.
         let mut tls_configs: HashMap<(bool, Option<PathBuf>), Arc<rustls::ClientConfig>> =
             HashMap::new();
+        // Each CA file read once, however many sites name it.
+        let mut cas: HashMap<PathBuf, Option<Arc<[u8]>>> = HashMap::new();
         for site in &config.sites {
             let key = (site.tls.insecure_skip_verify, site.tls.ca_file.clone());
             let tls = match tls_configs.get(&key) {
@@ -124,17 +125,13 @@ impl Scheduler {
                     c
                 }
             };
+            let ca = site.tls.ca_file.as_ref().and_then(|f| {
+                cas.entry(f.clone())
+                    .or_insert_with(|| std::fs::read(f).ok().map(Arc::from))
+                    .clone()
+            });
             runners.push(SiteRunner {
-                key: SiteKey {
-                    site: site.clone(),
-                    icmp: config.probe.icmp.clone(),
-                    tcp: config.probe.tcp.clone(),
-                    ca: site
-                        .tls
-                        .ca_file
-                        .as_ref()
-                        .and_then(|f| std::fs::read(f).ok()),
-                },
+                ca,
                 prober: Arc::new(SiteProber {
                     site: site.clone(),
                     tls,
@@ -160,10 +157,11 @@ impl Scheduler {
         let mut changes = Changes::default();
         let mut next = BTreeMap::new();
         for (i, runner) in prepared.runners.into_iter().enumerate() {
-            let name = runner.key.site.name.clone();
+            let site = &runner.prober.site;
+            let name = site.name.clone();
             let old = self.running.remove(&name);
             let first = match old {
-                Some(old) if old.key == runner.key => {
+                Some(old) if old.same_as(&runner) => {
                     changes.kept += 1;
                     next.insert(name, old);
                     continue;
@@ -171,24 +169,23 @@ impl Scheduler {
                 Some(old) => {
                     changes.restarted += 1;
                     old.task.abort();
-                    next_round(old.first, old.interval, now)
+                    next_round(old.first, old.prober.site.interval, now)
                 }
                 None => {
                     changes.started += 1;
                     // Even spread: site i of n starts i/n of its interval in.
-                    now + runner.key.site.interval / n * i as u32
+                    now + site.interval / n * i as u32
                 }
             };
-            let interval = runner.key.site.interval;
-            let key = runner.key.clone();
+            let (prober, ca) = (Arc::clone(&runner.prober), runner.ca.clone());
             let task = tokio::spawn(runner.run(first));
             next.insert(
                 name,
                 RunningSite {
-                    key,
+                    prober,
+                    ca,
                     task,
                     first,
-                    interval,
                 },
             );
         }
