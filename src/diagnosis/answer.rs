@@ -59,17 +59,6 @@ impl Kind {
     pub fn index(self) -> usize {
         Kind::ALL.iter().position(|k| *k == self).unwrap_or(0)
     }
-
-    /// Who made a failing answer of this kind, for
-    /// `badgateway_failure_made_by`: `None` when no answer came.
-    pub fn made_by(self) -> Option<&'static str> {
-        match self {
-            Kind::Unanswered | Kind::Broken => None,
-            Kind::Gateway | Kind::UpstreamTls => Some("proxy_about_upstream"),
-            Kind::Proxy => Some("proxy"),
-            Kind::Refused | Kind::Error | Kind::Other => Some("upstream_or_unknown"),
-        }
-    }
 }
 
 /// Statuses a proxy makes about its upstream.

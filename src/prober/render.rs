@@ -1,15 +1,16 @@
-//! A round's results as metrics text, rendered once when the round ends so
-//! that a scrape of thousands of sites only concatenates text it already
-//! has.
+//! The sites' latest results as metrics text, rendered while a scrape is
+//! sent, a piece at a time: the label sets are escaped once per round, so
+//! a scrape only writes names, labels and values.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use crate::diagnosis::answer::{self, Kind};
+use crate::diagnosis::answer::Kind;
 use crate::diagnosis::forwarding::HopFailure;
-use crate::exposition::{self, bool_value, escape, names, Prerendered};
+use crate::exposition::{self, bool_value, names};
 use crate::prober::probe::{EchoRound, Path};
-use crate::prober::results::{SiteEntry, SiteResult, TargetResult};
+use crate::prober::results::{SiteEntry, TargetResult};
 
 /// The probe metric families, in the order they are exposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,15 +22,12 @@ pub enum ProbeFamily {
     Error,
     IcmpLoss,
     IcmpRtt,
-    IcmpSent,
     IcmpSilent,
     TcpLoss,
     TcpRtt,
-    TcpSent,
     Probes,
     ProbeFailures,
     ForwardingFailures,
-    MadeBy,
     CertExpiry,
     EchoesSent,
     EchoesLost,
@@ -41,7 +39,7 @@ pub enum ProbeFamily {
 use ProbeFamily as F;
 
 impl ProbeFamily {
-    pub const ALL: [ProbeFamily; 22] = [
+    pub const ALL: [ProbeFamily; 19] = [
         F::Success,
         F::Status,
         F::Phase,
@@ -49,15 +47,12 @@ impl ProbeFamily {
         F::Error,
         F::IcmpLoss,
         F::IcmpRtt,
-        F::IcmpSent,
         F::IcmpSilent,
         F::TcpLoss,
         F::TcpRtt,
-        F::TcpSent,
         F::Probes,
         F::ProbeFailures,
         F::ForwardingFailures,
-        F::MadeBy,
         F::CertExpiry,
         F::EchoesSent,
         F::EchoesLost,
@@ -76,15 +71,12 @@ impl ProbeFamily {
             F::Error => (names::PROBE_ERROR, "gauge", "1 for the kind of failure of the last HTTP probe; absent when it succeeded."),
             F::IcmpLoss => (names::ICMP_PACKET_LOSS_RATIO, "gauge", "Share of ICMP echoes of the last round that got no reply, 0..1."),
             F::IcmpRtt => (names::ICMP_RTT_SECONDS, "gauge", "ICMP round-trip time over the last round: min, avg, max, and stddev (jitter)."),
-            F::IcmpSent => (names::ICMP_PACKETS_SENT, "gauge", "ICMP echoes sent in the last round."),
             F::IcmpSilent => (names::ICMP_SILENT, "gauge", "1 when the address never answers ICMP echoes while other packets to it get through (held until an echo reply comes back): its ICMP loss is left out of every judgement and TCP handshakes measure the path instead."),
             F::TcpLoss => (names::TCP_PACKET_LOSS_RATIO, "gauge", "Share of TCP handshakes (SYN to the web port) of the last round that got no answer, 0..1; run where ICMP cannot measure the path."),
             F::TcpRtt => (names::TCP_RTT_SECONDS, "gauge", "TCP handshake round-trip time over the last round: min, avg, max, and stddev (jitter)."),
-            F::TcpSent => (names::TCP_PACKETS_SENT, "gauge", "TCP handshakes attempted in the last round."),
             F::Probes => (names::PROBES_TOTAL, "counter", "HTTP requests sent."),
             F::ProbeFailures => (names::PROBE_FAILURES_TOTAL, "counter", "HTTP requests that failed, by kind: unanswered (refused, connect time-out, unreachable, TLS handshake failed), broken (time-out or reset after connecting), gateway (a proxy's 502, 504, 52x about its upstream), upstream_tls (525, 526), proxy (a page the proxy made itself: its WAF, a challenge), refused (401, 403, 407, 429, 503), error (other 5xx), other."),
             F::ForwardingFailures => (names::FORWARDING_FAILURES_TOTAL, "counter", "Requests through this proxy address that failed at the proxy-to-origin hop while every origin address answered straight in the same round, by kind: gateway (gateway error, time-out, reset) or refused (a refusal or error status the origin or the proxy made)."),
-            F::MadeBy => (names::FAILURE_MADE_BY, "gauge", "1 for who made the last round's first failing answer: proxy (a page of its own, not about its upstream), proxy_about_upstream (a 502, 504, 52x), or upstream_or_unknown (passed on, or no sign who made it); absent when no failing answer came."),
             F::CertExpiry => (names::TLS_EARLIEST_CERT_EXPIRY_TIMESTAMP_SECONDS, "gauge", "Unix time the earliest certificate of the server's chain expires, from the last TLS handshake (also one refused on an expired certificate)."),
             F::EchoesSent => (names::PATH_ECHOES_SENT_TOTAL, "counter", "Echoes that measured the path's loss: ICMP, or TCP handshakes for an ICMP-silent address. Rounds with no reply at all are left out (the path was down or filtered, not lossy)."),
             F::EchoesLost => (names::PATH_ECHOES_LOST_TOTAL, "counter", "Of those, the echoes that got no reply."),
@@ -101,81 +93,79 @@ impl ProbeFamily {
 
 const VANTAGE_UP_HELP: &str = "0 when this prober's own network is cut off: in the latest round of every site nothing came back from any address, and the failures were this host's own (no route, no name resolution) or hit three addresses and more at once; or some probe could not open a socket on this host (out of file descriptors or ports). Its site failures then say nothing about the sites.";
 
-/// A site's series, one text per `ProbeFamily`.
-/// `last`, the site's previous rendering, sizes the texts: a site's series
-/// keep their length from round to round, so each is allocated once.
-pub fn render(site: &str, result: &SiteResult, last: Option<&Prerendered>) -> Prerendered {
-    let size = |i: usize| last.and_then(|p| p.0.get(i)).map_or(0, String::len);
-    let mut out = Series(
-        (0..ProbeFamily::ALL.len())
-            .map(|i| String::with_capacity(size(i)))
-            .collect(),
-    );
-    let site = escape(site);
-    for t in &result.targets {
-        let base = format!(
-            "site=\"{site}\",path=\"{}\",address=\"{}\"",
-            t.path.as_str(),
-            escape(&t.address)
-        );
-        out.target(&base, t);
+/// Append the series of one family of one site.
+fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
+    let mut w = Writer { only: family, out };
+    let result = &entry.result;
+    let labels = &entry.labels;
+    match family {
+        F::Blocked => w.add(
+            F::Blocked,
+            &labels.site,
+            "",
+            bool_value(result.forwarding_ip_blocked),
+        ),
+        F::Finished => {
+            let finished = result
+                .finished
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            w.add(F::Finished, &labels.site, "", finished);
+        }
+        _ => {
+            for (t, base) in result.targets.iter().zip(&labels.targets) {
+                w.target(base, t);
+            }
+        }
     }
-    let base = format!("site=\"{site}\"");
-    out.add(
-        F::Blocked,
-        &base,
-        "",
-        bool_value(result.forwarding_ip_blocked),
-    );
-    let finished = result
-        .finished
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    out.add(F::Finished, &base, "", finished);
-    Prerendered(out.0)
 }
 
-/// The texts being written, one per family.
-struct Series(Vec<String>);
+/// Writes the series of one family (`only`); the others are skipped, so
+/// that one walk over a target serves each family in turn.
+struct Writer<'a> {
+    only: ProbeFamily,
+    out: &'a mut String,
+}
 
-impl Series {
+impl Writer<'_> {
     /// One target's series: its last probe, its echoes, its running counts.
     fn target(&mut self, base: &str, t: &TargetResult) {
         let out = self;
         let h = &t.http;
         out.add(F::Success, base, "", bool_value(t.failed_requests() == 0));
         out.add(F::Status, base, "", f64::from(h.status.unwrap_or(0)));
-        for (phase, d) in h.phases.iter() {
-            let v = d.map_or(0.0, |d| d.as_secs_f64());
-            out.add_kv(F::Phase, base, ("phase", phase), v);
+        if out.only == F::Phase {
+            for (phase, d) in h.phases.iter() {
+                let v = d.map_or(0.0, |d| d.as_secs_f64());
+                out.add_kv(F::Phase, base, ("phase", phase), v);
+            }
         }
         out.add(F::Duration, base, "", h.duration.as_secs_f64());
         if let Some(kind) = h.error {
             out.add_kv(F::Error, base, ("error", kind.as_str()), 1.0);
         }
         if let Some(icmp) = &t.icmp {
-            out.echoes([F::IcmpLoss, F::IcmpRtt, F::IcmpSent], base, icmp);
+            out.echoes([F::IcmpLoss, F::IcmpRtt], base, icmp);
         }
         if t.icmp.is_some() || t.icmp_silent {
             out.add(F::IcmpSilent, base, "", bool_value(t.icmp_silent));
         }
         if let Some(tcp) = &t.tcp {
-            out.echoes([F::TcpLoss, F::TcpRtt, F::TcpSent], base, tcp);
+            out.echoes([F::TcpLoss, F::TcpRtt], base, tcp);
         }
         let n = &t.totals;
         out.add(F::Probes, base, "", n.probes as f64);
-        for kind in Kind::ALL {
-            let failed = n.failures[kind.index()] as f64;
-            out.add_kv(F::ProbeFailures, base, ("kind", kind.as_str()), failed);
+        if out.only == F::ProbeFailures {
+            for kind in Kind::ALL {
+                let failed = n.failures[kind.index()] as f64;
+                out.add_kv(F::ProbeFailures, base, ("kind", kind.as_str()), failed);
+            }
         }
-        if t.path == Path::Proxy {
+        if t.path == Path::Proxy && out.only == F::ForwardingFailures {
             for hop in HopFailure::ALL {
                 let failed = n.forwarding[hop as usize] as f64;
                 out.add_kv(F::ForwardingFailures, base, ("kind", hop.as_str()), failed);
             }
-        }
-        if let Some(by) = answer::kind(h).and_then(Kind::made_by) {
-            out.add_kv(F::MadeBy, base, ("by", by), 1.0);
         }
         if let Some(at) = h.cert_not_after {
             let secs = at
@@ -191,18 +181,17 @@ impl Series {
     }
 
     fn add(&mut self, family: ProbeFamily, labels: &str, extra: &str, value: f64) {
-        exposition::sample(
-            &mut self.0[family as usize],
-            family.name(),
-            labels,
-            extra,
-            value,
-        );
+        if family == self.only {
+            exposition::sample(self.out, family.name(), labels, extra, value);
+        }
     }
 
     /// A series with one label more, `key="value"` (a fixed word).
     fn add_kv(&mut self, family: ProbeFamily, labels: &str, (key, value): (&str, &str), v: f64) {
-        let out = &mut self.0[family as usize];
+        if family != self.only {
+            return;
+        }
+        let out = &mut *self.out;
         out.push_str(family.name());
         out.push('{');
         out.push_str(labels);
@@ -215,10 +204,10 @@ impl Series {
         out.push('\n');
     }
 
-    /// Loss, round-trip statistics and echoes sent of one echo round.
-    fn echoes(&mut self, [loss, rtt, sent]: [ProbeFamily; 3], base: &str, r: &EchoRound) {
+    /// Loss and round-trip statistics of one echo round.
+    fn echoes(&mut self, [loss, rtt]: [ProbeFamily; 2], base: &str, r: &EchoRound) {
         self.add(loss, base, "", r.loss_ratio());
-        if let Some(stats) = &r.rtt {
+        if let (Some(stats), true) = (&r.rtt, self.only == rtt) {
             for (stat, d) in [
                 ("min", stats.min),
                 ("avg", stats.avg),
@@ -228,33 +217,85 @@ impl Series {
                 self.add_kv(rtt, base, ("stat", stat), d.as_secs_f64());
             }
         }
-        self.add(sent, base, "", f64::from(r.sent));
     }
 }
 
-/// Append every probe family: its HELP and TYPE, then each site's series;
-/// then whether this prober's own network works.
-pub fn write(sites: &[Arc<SiteEntry>], out: &mut Vec<u8>) {
-    for family in ProbeFamily::ALL {
-        let i = family as usize;
-        if sites.iter().all(|s| s.exposition.0[i].is_empty()) {
-            continue;
-        }
-        let (name, kind, help) = family.info();
-        out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
-        for s in sites {
-            out.extend_from_slice(s.exposition.0[i].as_bytes());
+/// The prober's part of a scrape, written a piece at a time: every probe
+/// family (its HELP and TYPE, then each site's series), then whether this
+/// prober's own network works. The series are rendered from each site's
+/// latest result as the scrape is sent, so a scrape holds one piece of
+/// text at a time, not the whole (54 MB for 10,000 sites).
+pub struct Pieces {
+    sites: Vec<Arc<SiteEntry>>,
+    family: usize,
+    site: usize,
+    header_written: bool,
+    finished: bool,
+    scratch: String,
+}
+
+impl Pieces {
+    pub fn new(sites: Vec<Arc<SiteEntry>>) -> Pieces {
+        Pieces {
+            sites,
+            family: 0,
+            site: 0,
+            header_written: false,
+            finished: false,
+            scratch: String::new(),
         }
     }
-    if !sites.is_empty() {
-        let up = !crate::diagnosis::vantage_cut_off(sites.iter().map(|s| &s.result));
+
+    /// The sites this scrape shows.
+    pub fn sites(&self) -> &[Arc<SiteEntry>] {
+        &self.sites
+    }
+
+    /// Append text to `out` until it holds `limit` bytes or more, or all
+    /// is written. Returns false once nothing is left.
+    pub fn fill(&mut self, out: &mut String, limit: usize) -> bool {
+        while out.len() < limit {
+            let Some(&family) = ProbeFamily::ALL.get(self.family) else {
+                if !self.finished {
+                    self.finished = true;
+                    self.vantage_up(out);
+                }
+                break;
+            };
+            let Some(entry) = self.sites.get(self.site) else {
+                self.family += 1;
+                self.site = 0;
+                self.header_written = false;
+                continue;
+            };
+            self.site += 1;
+            if self.header_written {
+                site_family(entry, family, out);
+                continue;
+            }
+            // A family's HELP and TYPE come only with its first series.
+            self.scratch.clear();
+            site_family(entry, family, &mut self.scratch);
+            if !self.scratch.is_empty() {
+                let (name, kind, help) = family.info();
+                let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+                out.push_str(&self.scratch);
+                self.header_written = true;
+            }
+        }
+        !out.is_empty() || !self.finished
+    }
+
+    fn vantage_up(&self, out: &mut String) {
+        if self.sites.is_empty() {
+            return;
+        }
+        let up = !crate::diagnosis::vantage_cut_off(self.sites.iter().map(|s| &s.result));
         let name = names::VANTAGE_UP;
-        out.extend_from_slice(
-            format!(
-                "# HELP {name} {VANTAGE_UP_HELP}\n# TYPE {name} gauge\n{name} {}\n",
-                u8::from(up)
-            )
-            .as_bytes(),
+        let _ = write!(
+            out,
+            "# HELP {name} {VANTAGE_UP_HELP}\n# TYPE {name} gauge\n{name} {}\n",
+            u8::from(up)
         );
     }
 }
@@ -270,5 +311,113 @@ mod tests {
         }
         let mut seen = std::collections::HashSet::new();
         assert!(ProbeFamily::ALL.iter().all(|f| seen.insert(f.name())));
+    }
+
+    fn target(path: Path, address: &str, status: u16, icmp: bool) -> TargetResult {
+        use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, RttStats};
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        TargetResult {
+            path,
+            address: address.into(),
+            http: HttpOutcome {
+                status: Some(status),
+                error: (status >= 500).then_some(ErrorKind::HttpStatus),
+                duration: ms(3),
+                ..HttpOutcome::default()
+            },
+            requests: 1,
+            failures: [0; Kind::ALL.len()],
+            unsent: 0,
+            icmp: icmp.then_some(EchoRound {
+                sent: 10,
+                received: 9,
+                rtt: Some(RttStats {
+                    min: ms(1),
+                    avg: ms(2),
+                    max: ms(3),
+                    stddev: ms(1),
+                }),
+            }),
+            tcp: None,
+            icmp_silent: false,
+            forwarding: [0; 2],
+            admission: Default::default(),
+            totals: Default::default(),
+        }
+    }
+
+    fn sites(n: usize) -> Vec<Arc<SiteEntry>> {
+        let results = crate::prober::results::Results::new();
+        for i in 0..n {
+            // Every third site has no ICMP: its families are absent.
+            let icmp = i % 3 != 0;
+            let result = crate::prober::results::SiteResult {
+                targets: vec![
+                    target(Path::Proxy, "198.51.100.10", 502, icmp),
+                    target(Path::Origin, "203.0.113.5", 200, icmp),
+                ],
+                forwarding_ip_blocked: i % 2 == 0,
+                finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+            };
+            results.record(&format!("site\"{i}"), result);
+        }
+        results.snapshot()
+    }
+
+    fn whole(sites: Vec<Arc<SiteEntry>>, piece: usize) -> (String, usize) {
+        let mut pieces = Pieces::new(sites);
+        let (mut text, mut n) = (String::new(), 0);
+        loop {
+            let mut out = String::new();
+            if !pieces.fill(&mut out, piece) || out.is_empty() {
+                break;
+            }
+            assert!(
+                out.len() < piece.saturating_add(4096),
+                "a piece of {} bytes",
+                out.len()
+            );
+            text.push_str(&out);
+            n += 1;
+        }
+        (text, n)
+    }
+
+    #[test]
+    fn pieces_of_any_size_make_the_same_grouped_text() {
+        let (one, n) = whole(sites(50), usize::MAX);
+        assert_eq!(n, 1);
+        let (small, n) = whole(sites(50), 1000);
+        assert!(n > 20, "{n} pieces");
+        assert_eq!(one, small);
+        // Each family once, its HELP and TYPE before all of its series.
+        let mut seen = std::collections::HashSet::new();
+        let mut current = "";
+        for line in one.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap();
+                assert!(seen.insert(current), "{current} twice");
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, current, "{line}");
+            }
+        }
+        assert!(seen.contains(names::ICMP_RTT_SECONDS));
+        assert!(
+            !seen.contains(names::TCP_RTT_SECONDS),
+            "no site has TCP echoes"
+        );
+        assert_eq!(
+            one.matches("badgateway_icmp_packet_loss_ratio{").count(),
+            2 * (50 - 17)
+        );
+        assert!(one.contains("badgateway_forwarding_ip_blocked{site=\"site\\\"0\"} 1\n"));
+        assert!(one.ends_with("badgateway_vantage_up 1\n"));
+    }
+
+    #[test]
+    fn no_sites_write_nothing() {
+        assert_eq!(whole(Vec::new(), 1000), (String::new(), 0));
     }
 }

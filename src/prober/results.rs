@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use crate::diagnosis::answer::Kind;
-use crate::exposition::Prerendered;
+use crate::exposition::escape;
 use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
 /// What one round found on one (path, address) of a site, and what the
@@ -178,11 +178,40 @@ impl SiteResult {
     }
 }
 
-/// A site's latest result with its metrics already rendered.
+/// A site's latest result, with the label sets its series are shown with.
 #[derive(Debug)]
 pub struct SiteEntry {
     pub result: SiteResult,
-    pub exposition: Prerendered,
+    pub labels: Labels,
+}
+
+/// A site's label sets, escaped once per round: `site="…"` and one
+/// `site="…",path="…",address="…"` per target, in the result's order.
+#[derive(Debug)]
+pub struct Labels {
+    pub site: String,
+    pub targets: Vec<String>,
+}
+
+impl Labels {
+    pub fn new(site: &str, result: &SiteResult) -> Labels {
+        let site = escape(site);
+        let targets = result
+            .targets
+            .iter()
+            .map(|t| {
+                format!(
+                    "site=\"{site}\",path=\"{}\",address=\"{}\"",
+                    t.path.as_str(),
+                    escape(&t.address)
+                )
+            })
+            .collect();
+        Labels {
+            site: format!("site=\"{site}\""),
+            targets,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -195,9 +224,10 @@ impl Results {
         Results::default()
     }
 
-    /// Keep `result` as the site's latest, with its series rendered.
-    pub fn record(&self, site: &str, result: SiteResult, exposition: Prerendered) {
-        let entry = Arc::new(SiteEntry { exposition, result });
+    /// Keep `result` as the site's latest.
+    pub fn record(&self, site: &str, result: SiteResult) {
+        let labels = Labels::new(site, &result);
+        let entry = Arc::new(SiteEntry { result, labels });
         let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
         match sites.get_mut(site) {
             Some(slot) => *slot = entry,

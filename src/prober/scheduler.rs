@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::prober::render;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -225,11 +224,7 @@ impl SiteRunner {
                 tracing::warn!(site = %site.name, error = %why, "probes cannot open sockets on this host (out of file descriptors or ports): their requests are not sent, and this vantage reads as cut off until they can");
             }
             previous = Some(result.clone());
-            let last = self.results.site(&site.name);
-            let rendered =
-                render::render(&site.name, &result, last.as_ref().map(|e| &e.exposition));
-            drop(last);
-            self.results.record(&site.name, result, rendered);
+            self.results.record(&site.name, result);
         }
     }
 }

@@ -17,13 +17,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hyper::body::{Bytes, Frame, SizeHint};
+use hyper::body::{Bytes, Frame};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::agent::{Agent, Os};
 use crate::config::{AgentConfig, Config, ConfigErrors};
 use crate::prober::probe::icmp::Pingers;
+use crate::prober::render;
 use crate::prober::results::Results;
 use crate::prober::scheduler::{ScheduleError, Scheduler};
 use crate::prober::shard::Shard;
@@ -308,10 +309,11 @@ async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
         },
     };
     match app.exposition.render() {
-        Ok(body) => (
+        Ok((head, sites)) => (
             [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
             Body::new(ScrapeBody {
-                data: Bytes::from(body),
+                head: Bytes::from(head),
+                sites,
                 _slot: slot,
             }),
         )
@@ -324,11 +326,13 @@ async fn serve_metrics(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// A rendered scrape, handed to hyper a piece at a time: hyper takes the
-/// next piece once the previous ones are (nearly) written, so the scrape's
-/// place under `--web.max-requests` is held until its last piece is taken.
+/// A scrape, handed to hyper a piece at a time: the head, then the sites'
+/// series, each piece rendered when hyper asks for it (once the previous
+/// ones are nearly written), so a scrape holds one piece of text, and its
+/// place under `--web.max-requests` until its last piece is taken.
 struct ScrapeBody {
-    data: Bytes,
+    head: Bytes,
+    sites: render::Pieces,
     _slot: Option<OwnedSemaphorePermit>,
 }
 
@@ -342,19 +346,15 @@ impl hyper::body::Body for ScrapeBody {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.data.is_empty() {
+        if !self.head.is_empty() {
+            let n = self.head.len().min(SCRAPE_PIECE);
+            return Poll::Ready(Some(Ok(Frame::data(self.head.split_to(n)))));
+        }
+        let mut piece = String::with_capacity(SCRAPE_PIECE + 4 * 1024);
+        if !self.sites.fill(&mut piece, SCRAPE_PIECE) || piece.is_empty() {
             return Poll::Ready(None);
         }
-        let n = self.data.len().min(SCRAPE_PIECE);
-        Poll::Ready(Some(Ok(Frame::data(self.data.split_to(n)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(piece)))))
     }
 }
 

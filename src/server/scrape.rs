@@ -1,7 +1,7 @@
 //! What a scrape exposes: the exporter's own metrics (a `prometheus`
 //! registry, set as things happen), the origin agent's collectors, the
 //! success of every collector (the agent's, and the prober's HTTP and ICMP
-//! sockets, reported the same way), and the prober's pre-rendered series.
+//! sockets, reported the same way), and the prober's series.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -111,11 +111,12 @@ impl Exposition {
         self.icmp_in_use.store(in_use, Ordering::Relaxed);
     }
 
-    /// The whole scrape, in the text format.
-    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+    /// A scrape in the text format: the head (the exporter's own metrics,
+    /// the agent's, the collectors'), rendered now, and the prober's sites,
+    /// written a piece at a time as the body is sent.
+    pub fn render(&self) -> Result<(Vec<u8>, render::Pieces), prometheus::Error> {
         let sites = self.results.snapshot();
-        let size: usize = sites.iter().map(|s| s.exposition.len()).sum();
-        let mut out = Vec::with_capacity(size + 8 * 1024);
+        let mut out = Vec::with_capacity(8 * 1024);
         let mut families = self.registry.gather();
         let mut runs = Vec::new();
         if !sites.is_empty() {
@@ -141,7 +142,6 @@ impl Exposition {
         }
         families.extend(collector_families(&runs));
         TextEncoder::new().encode(&families, &mut out)?;
-        render::write(&sites, &mut out);
-        Ok(out)
+        Ok((out, render::Pieces::new(sites)))
     }
 }

@@ -240,7 +240,7 @@ fn firewall_icmp_and_round_decided(m: &Scrape) -> bool {
         .get("badgateway_firewall_evaluation_timestamp_seconds", &[])
         .is_some()
         || m.get("badgateway_collector_success", &[("collector", "firewall")]) == Some(0.0);
-    let icmp = m.has("badgateway_icmp_packets_sent")
+    let icmp = m.has("badgateway_icmp_packet_loss_ratio")
         || m.get("badgateway_collector_success", &[("collector", "icmp")]) == Some(0.0);
     let round = m
         .get(
