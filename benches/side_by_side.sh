@@ -6,7 +6,8 @@
 #
 #   1. HTTP probes: SITES sites (env SITES, default 500) x 2 paths (127.0.0.1
 #      and 127.0.0.2) every second against a local nginx, ICMP and TCP echoes
-#      off: CPU-seconds per 1,000 probes. Anchor: prometheus-blackbox-exporter
+#      off: CPU-seconds per 1,000 probes; then the same over HTTPS (a new
+#      TLS handshake per probe, both verifying the chain against one CA). Anchor: prometheus-blackbox-exporter
 #      (http_2xx) driven at the same rate by wrk (16 connections, a Lua script
 #      pacing requests and rotating targets). nginx's own CPU per 1,000
 #      requests while serving each, as context.
@@ -73,43 +74,12 @@ calc() { awk "BEGIN {printf \"$1\", $2}"; }
 cargo build --release --quiet --bin badgateway-exporter
 bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
 
-web_port=$(free_port)
-start_nginx "$work" "$web_port"
+web_port=$(free_port); tls_port=$(free_port)
+start_nginx "$work" "$web_port" "$tls_port"
 sleep 0.5
 nginx_master=$(cat "$work/nginx/nginx.pid")
 nginx_ticks() { local t=0 p; for p in "$nginx_master" $(pgrep -P "$nginx_master"); do t=$((t + $(ticks "$p"))); done; echo "$t"; }
 
-# --- 1. HTTP probes --------------------------------------------------------
-echo "1/4 HTTP probes: $sites sites x 2 paths at 1 s, ${seconds} s each" >&2
-{
-  printf 'probe:\n  interval: 1s\n  timeout: 900ms\n  proxy_requests: 1\n  icmp: {enabled: false}\n  tcp: {enabled: false}\nsites:\n'
-  for i in $(seq 1 "$sites"); do
-    printf '  - name: site%d\n    url: http://site%d.example.com:%d/\n    proxy: [127.0.0.1]\n    origin: [127.0.0.2]\n' "$i" "$i" "$web_port"
-  done
-} > "$work/http.yml"
-port=$(free_port)
-"$bin" --config "$work/http.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
-pids+=($!); ours=$!
-url="http://127.0.0.1:$port/metrics"
-wait_http "$url"
-sleep 5 # a few rounds, so connections and buffers are warm
-p0=$(metric_sum "$url" badgateway_probes_total); t0=$(ticks "$ours"); n0=$(nginx_ticks)
-sleep "$seconds"
-p1=$(metric_sum "$url" badgateway_probes_total); t1=$(ticks "$ours"); n1=$(nginx_ticks)
-ok=$(curl -s "$url" | grep -c '^badgateway_probe_success{.*} 1$' || true)
-stop "$ours"
-our_probes=$(calc '%.0f' "$p1 - $p0")
-[ "$our_probes" -gt 0 ] || { echo "our prober made no probes" >&2; exit 1; }
-http_ours=$(calc '%.4f' "($t1 - $t0) / $hz / $our_probes * 1000")
-nginx_ours=$(calc '%.4f' "($n1 - $n0) / $hz / $our_probes * 1000")
-rate_ours=$(calc '%.0f' "$our_probes / $seconds")
-
-cat > "$work/blackbox.yml" <<'YML'
-modules:
-  http_2xx:
-    prober: http
-    timeout: 5s
-YML
 cat > "$work/pace.lua" <<'LUA'
 -- Paces wrk to BENCH_RATE requests/s over all its connections and rotates
 -- the probe target over BENCH_SITES sites x (127.0.0.1, 127.0.0.2).
@@ -125,6 +95,8 @@ local function now_ms()
 end
 local gap = 1000 / tonumber(os.getenv("BENCH_RATE"))
 local port = os.getenv("BENCH_PORT")
+local scheme = os.getenv("BENCH_SCHEME")
+local module = os.getenv("BENCH_MODULE")
 local sites = tonumber(os.getenv("BENCH_SITES"))
 local next_at, i = nil, 0
 function delay()
@@ -139,28 +111,85 @@ function request()
   i = i + 1
   local host = (i % 2 == 1) and "127.0.0.1" or "127.0.0.2"
   local site = math.floor((i - 1) / 2) % sites + 1
-  return wrk.format("GET", "/probe?module=http_2xx&target=http://" .. host .. ":" .. port .. "/site" .. site)
+  return wrk.format("GET", "/probe?module=" .. module .. "&target=" .. scheme .. "://" .. host .. ":" .. port .. "/site" .. site)
 end
 LUA
-port=$(free_port)
-prometheus-blackbox-exporter --config.file="$work/blackbox.yml" --web.listen-address="127.0.0.1:$port" --log.level=warn 2>"$work/blackbox.log" &
-pids+=($!); bb=$!
-wait_http "http://127.0.0.1:$port/metrics"
-curl -s "http://127.0.0.1:$port/probe?module=http_2xx&target=http://127.0.0.1:$web_port/" | grep -q '^probe_success 1' \
-  || { echo "blackbox cannot probe nginx" >&2; exit 1; }
-rate=$(( rate_ours > 0 ? rate_ours : 2 * sites ))
-export BENCH_RATE=$rate BENCH_PORT=$web_port BENCH_SITES=$sites
-wrk -t1 -c16 -d5s --timeout 6s -s "$work/pace.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
-t0=$(ticks "$bb"); n0=$(nginx_ticks)
-out=$(wrk -t1 -c16 -d"${seconds}s" --timeout 6s -s "$work/pace.lua" "http://127.0.0.1:$port")
-t1=$(ticks "$bb"); n1=$(nginx_ticks)
-stop "$bb"
-bb_probes=$(echo "$out" | awk '/requests in/ {print $1}')
-bb_errors=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr -s ' ' | tr '\n' ';')
-[ "${bb_probes:-0}" -gt 0 ] || { echo "wrk made no requests: $out" >&2; exit 1; }
-http_bb=$(calc '%.4f' "($t1 - $t0) / $hz / $bb_probes * 1000")
-nginx_bb=$(calc '%.4f' "($n1 - $n0) / $hz / $bb_probes * 1000")
-rate_bb=$(calc '%.0f' "$bb_probes / $seconds")
+# Blackbox verifies the chain against the same CA and the same name as ours.
+cat > "$work/blackbox.yml" <<YML
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+  https_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      fail_if_not_ssl: true
+      tls_config:
+        ca_file: $work/nginx/ca.pem
+        server_name: site1.example.com
+YML
+
+# http_phase SCHEME PORT: ours, then blackbox, at the same rate on the same
+# nginx; sets h_ours h_bb h_nginx_ours h_nginx_bb h_rate_ours h_rate_bb h_ok
+# h_errors.
+http_phase() {
+  local scheme=$1 port_=$2 module tls='' p0 p1 t0 t1 n0 n1 out ours bb port url probes
+  module=$([ "$scheme" = https ] && echo https_2xx || echo http_2xx)
+  [ "$scheme" = https ] && tls="    tls: {ca_file: $work/nginx/ca.pem}\n"
+  {
+    printf 'probe:\n  interval: 1s\n  timeout: 900ms\n  proxy_requests: 1\n  icmp: {enabled: false}\n  tcp: {enabled: false}\nsites:\n'
+    for i in $(seq 1 "$sites"); do
+      printf "  - name: site%d\n    url: $scheme://site%d.example.com:%d/\n    proxy: [127.0.0.1]\n    origin: [127.0.0.2]\n$tls" "$i" "$i" "$port_"
+    done
+  } > "$work/$scheme.yml"
+  port=$(free_port)
+  "$bin" --config "$work/$scheme.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
+  pids+=($!); ours=$!
+  url="http://127.0.0.1:$port/metrics"
+  wait_http "$url"
+  sleep 5 # a few rounds, so connections and buffers are warm
+  p0=$(metric_sum "$url" badgateway_probes_total); t0=$(ticks "$ours"); n0=$(nginx_ticks)
+  sleep "$seconds"
+  p1=$(metric_sum "$url" badgateway_probes_total); t1=$(ticks "$ours"); n1=$(nginx_ticks)
+  h_ok=$(curl -s "$url" | grep -c '^badgateway_probe_success{.*} 1$' || true)
+  stop "$ours"
+  probes=$(calc '%.0f' "$p1 - $p0")
+  [ "$probes" -gt 0 ] || { echo "our prober made no $scheme probes" >&2; exit 1; }
+  h_ours=$(calc '%.4f' "($t1 - $t0) / $hz / $probes * 1000")
+  h_nginx_ours=$(calc '%.4f' "($n1 - $n0) / $hz / $probes * 1000")
+  h_rate_ours=$(calc '%.0f' "$probes / $seconds")
+
+  port=$(free_port)
+  prometheus-blackbox-exporter --config.file="$work/blackbox.yml" --web.listen-address="127.0.0.1:$port" --log.level=warn 2>"$work/blackbox.log" &
+  pids+=($!); bb=$!
+  wait_http "http://127.0.0.1:$port/metrics"
+  curl -s "http://127.0.0.1:$port/probe?module=$module&target=$scheme://127.0.0.1:$port_/" | grep -q '^probe_success 1' \
+    || { echo "blackbox cannot probe nginx over $scheme" >&2; exit 1; }
+  export BENCH_RATE=$(( h_rate_ours > 0 ? h_rate_ours : 2 * sites )) BENCH_PORT=$port_ BENCH_SITES=$sites
+  export BENCH_SCHEME=$scheme BENCH_MODULE=$module
+  wrk -t1 -c16 -d5s --timeout 6s -s "$work/pace.lua" "http://127.0.0.1:$port" >/dev/null # warm-up
+  t0=$(ticks "$bb"); n0=$(nginx_ticks)
+  out=$(wrk -t1 -c16 -d"${seconds}s" --timeout 6s -s "$work/pace.lua" "http://127.0.0.1:$port")
+  t1=$(ticks "$bb"); n1=$(nginx_ticks)
+  stop "$bb"
+  probes=$(echo "$out" | awk '/requests in/ {print $1}')
+  h_errors=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr -s ' ' | tr '\n' ';')
+  [ "${probes:-0}" -gt 0 ] || { echo "wrk made no requests: $out" >&2; exit 1; }
+  h_bb=$(calc '%.4f' "($t1 - $t0) / $hz / $probes * 1000")
+  h_nginx_bb=$(calc '%.4f' "($n1 - $n0) / $hz / $probes * 1000")
+  h_rate_bb=$(calc '%.0f' "$probes / $seconds")
+}
+
+# --- 1. HTTP and HTTPS probes ----------------------------------------------
+echo "1/4 HTTP probes: $sites sites x 2 paths at 1 s, ${seconds} s each" >&2
+http_phase http "$web_port"
+http_ours=$h_ours http_bb=$h_bb nginx_ours=$h_nginx_ours nginx_bb=$h_nginx_bb
+rate_ours=$h_rate_ours rate_bb=$h_rate_bb ok=$h_ok bb_errors=$h_errors
+echo "1/4 HTTPS probes (a new TLS handshake each): $sites sites x 2 paths at 1 s, ${seconds} s each" >&2
+http_phase https "$tls_port"
+tls_ours=$h_ours tls_bb=$h_bb tls_nginx_ours=$h_nginx_ours tls_nginx_bb=$h_nginx_bb
+tls_rate_ours=$h_rate_ours tls_rate_bb=$h_rate_bb tls_ok=$h_ok tls_errors=$h_errors
 
 # --- 2. ICMP ---------------------------------------------------------------
 echo "2/4 ICMP: 1,000 addresses at 1 echo/s, ${seconds} s each (ours twice: ICMP on, then off)" >&2
@@ -267,6 +296,9 @@ echo "|---|---|---|---|"
 row "1. HTTP probe CPU-s per 1,000 probes (anchor: blackbox_exporter http_2xx)" "$http_ours" "$http_bb"
 row "1. probes/s done in the window (ours $ok/$((2 * sites)) targets up)" "$rate_ours" "$rate_bb"
 row "1. nginx CPU-s per 1,000 requests (serving ours / serving blackbox)" "$nginx_ours" "$nginx_bb"
+row "1. HTTPS probe CPU-s per 1,000 probes, a new handshake each (anchor: blackbox_exporter)" "$tls_ours" "$tls_bb"
+row "1. HTTPS probes/s done in the window (ours $tls_ok/$((2 * sites)) targets up)" "$tls_rate_ours" "$tls_rate_bb"
+row "1. nginx CPU-s per 1,000 HTTPS requests (serving ours / serving blackbox)" "$tls_nginx_ours" "$tls_nginx_bb"
 row "2. ICMP, 1,000 addresses at 1/s: % of one core (anchor: smokeping_prober)" "$icmp_ours" "$icmp_sp"
 printf '| 2. ICMP loss reported | %s | %s | - |\n' "$icmp_loss_ours" "$icmp_loss_sp"
 row "3. /metrics p50 ms (ours: 1,000 sites; anchor: node_exporter)" "$s50" "$n50"
@@ -278,4 +310,5 @@ row "4. agent RSS MB ($aseries vs $nseries series)" "$arss" "$nrss"
 echo
 echo "ICMP, ours gross: $icmp_gross % of a core with 1,000 refused HTTP probes/s alongside; those alone: $icmp_base %."
 echo "ICMP, smokeping_prober sent $sp_rate echoes/s (1,000 asked) and saw $(calc '%.0f' "($c1 - $c0) / ($q1 - $q0)") replies/s."
-[ -z "$bb_errors" ] || echo "wrk against blackbox: $bb_errors"
+[ -z "$bb_errors" ] || echo "wrk against blackbox (HTTP): $bb_errors"
+[ -z "$tls_errors" ] || echo "wrk against blackbox (HTTPS): $tls_errors"

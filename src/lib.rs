@@ -3,9 +3,9 @@
 //! watches the origin host, and serves the evidence as Prometheus metrics.
 //!
 //! Data flows config → scheduler → one task per site, probing every
-//! (path, address) → results, rendered once per round (`prober`); a scrape
-//! concatenates them with the agent's collectors (`server::scrape`), all
-//! on `exposition` at the bottom.
+//! (path, address) → results (`prober`); a scrape writes them as text,
+//! piece by piece, after the agent's collectors (`server::scrape`), all on
+//! `exposition` at the bottom.
 
 pub mod agent;
 pub mod cli;
