@@ -32,6 +32,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
+command -v ab >/dev/null || need+=(apache2-utils)
+[ -x /usr/bin/time ] || need+=(time)
 command -v curl >/dev/null || need+=(curl)
 command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 command -v prometheus-smokeping-prober >/dev/null || need+=(prometheus-smokeping-prober)
@@ -186,6 +188,11 @@ echo "1/4 HTTP probes: $sites sites x 2 paths at 1 s, ${seconds} s each" >&2
 http_phase http "$web_port"
 http_ours=$h_ours http_bb=$h_bb nginx_ours=$h_nginx_ours nginx_bb=$h_nginx_bb
 rate_ours=$h_rate_ours rate_bb=$h_rate_bb ok=$h_ok bb_errors=$h_errors
+# The floor under any prober that opens a connection per probe: ApacheBench,
+# a bare C client (no keep-alive), at full speed; its CPU is nearly all the
+# kernel's loopback TCP work.
+ab -q -n 20000 -c 4 "http://127.0.0.1:$web_port/" >/dev/null # warm-up
+floor=$( { /usr/bin/time -f '%U %S' ab -q -n 20000 -c 4 "http://127.0.0.1:$web_port/" >/dev/null; } 2>&1 | tail -1 | awk '{printf "%.4f", ($1 + $2) / 20000 * 1000}')
 echo "1/4 HTTPS probes (a new TLS handshake each): $sites sites x 2 paths at 1 s, ${seconds} s each" >&2
 http_phase https "$tls_port"
 tls_ours=$h_ours tls_bb=$h_bb tls_nginx_ours=$h_nginx_ours tls_nginx_bb=$h_nginx_bb
@@ -296,6 +303,7 @@ echo "|---|---|---|---|"
 row "1. HTTP probe CPU-s per 1,000 probes (anchor: blackbox_exporter http_2xx)" "$http_ours" "$http_bb"
 row "1. probes/s done in the window (ours $ok/$((2 * sites)) targets up)" "$rate_ours" "$rate_bb"
 row "1. nginx CPU-s per 1,000 requests (serving ours / serving blackbox)" "$nginx_ours" "$nginx_bb"
+row "1. HTTP probe CPU-s per 1,000 (anchor: ab, a bare C client, a connection each, full speed)" "$http_ours" "$floor"
 row "1. HTTPS probe CPU-s per 1,000 probes, a new handshake each (anchor: blackbox_exporter)" "$tls_ours" "$tls_bb"
 row "1. HTTPS probes/s done in the window (ours $tls_ok/$((2 * sites)) targets up)" "$tls_rate_ours" "$tls_rate_bb"
 row "1. nginx CPU-s per 1,000 HTTPS requests (serving ours / serving blackbox)" "$tls_nginx_ours" "$tls_nginx_bb"
