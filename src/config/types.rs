@@ -18,6 +18,10 @@ pub const DEFAULT_ICMP_COUNT: u32 = 10;
 pub const DEFAULT_ICMP_INTERVAL: Duration = Duration::from_millis(200);
 /// Default number of HTTP requests through each proxy address per round.
 pub const DEFAULT_PROXY_REQUESTS: u32 = 3;
+/// Default idle timeout of the proxy's connections to the origin: AWS ALB's
+/// and nginx's (`keepalive_timeout` of an upstream block), the common
+/// ones; an origin that closes idle connections sooner races the proxy.
+pub const DEFAULT_PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default number of response body bytes a probe reads.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 65_536;
 /// Default ports the agent watches.
@@ -49,6 +53,9 @@ pub struct ProbeDefaults {
     pub tcp: EchoSettings,
     /// HTTP requests through each proxy address per round, at once.
     pub proxy_requests: u32,
+    /// The proxy's idle timeout for its connections to the origin; `None`
+    /// (`off`) when the origin's is not watched.
+    pub proxy_idle_timeout: Option<Duration>,
     pub body_limit_bytes: usize,
 }
 
@@ -60,6 +67,7 @@ impl Default for ProbeDefaults {
             icmp: EchoSettings::default(),
             tcp: EchoSettings::default(),
             proxy_requests: DEFAULT_PROXY_REQUESTS,
+            proxy_idle_timeout: Some(DEFAULT_PROXY_IDLE_TIMEOUT),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
         }
     }
@@ -126,6 +134,10 @@ pub struct Site {
     /// through each proxy address per round, so that a fault failing a
     /// share of the proxy's requests shows within minutes.
     pub proxy_requests: u32,
+    /// The site's `proxy_idle_timeout`, or `probe.proxy_idle_timeout`: the
+    /// proxy's idle timeout for its connections to the origin, which the
+    /// origin's own is compared with; `None` (`off`) watches nothing.
+    pub proxy_idle_timeout: Option<Duration>,
     /// From `probe.body_limit_bytes`.
     pub body_limit_bytes: usize,
 }

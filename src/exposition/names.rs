@@ -35,6 +35,9 @@ names! {
         PATH_ECHOES_LOST_TOTAL = "badgateway_path_echoes_lost_total",
         ORIGIN_ADMITS_PROBER = "badgateway_origin_admits_prober",
         FORWARDING_IP_BLOCKED = "badgateway_forwarding_ip_blocked",
+        ORIGIN_IDLE_TIMEOUT_SECONDS = "badgateway_origin_idle_timeout_seconds",
+        ORIGIN_KEEPALIVE_MISMATCH = "badgateway_origin_keepalive_mismatch",
+        PROXY_IDLE_TIMEOUT_SECONDS = "badgateway_proxy_idle_timeout_seconds",
         LAST_ROUND_TIMESTAMP_SECONDS = "badgateway_last_round_timestamp_seconds",
         VANTAGE_UP = "badgateway_vantage_up",
     ]

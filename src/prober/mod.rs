@@ -5,9 +5,12 @@
 //! Data flows `scheduler` (one task per site) → `round` (every path and
 //! address of a site at once, with the state carried from round to round)
 //! → `probe` (HTTP, ICMP, TCP handshakes; `tls` is their TLS client) →
-//! `results` (the latest round of each site) → `render` (the round as
-//! metrics text, made once when it ends).
+//! `results` (the latest round of each site) → `render` (the sites'
+//! results as metrics text, written while a scrape is sent). Beside the
+//! rounds, `keepalive` watches how long each origin keeps an idle
+//! connection open.
 
+pub mod keepalive;
 pub mod probe;
 pub mod render;
 pub mod results;

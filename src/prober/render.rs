@@ -33,13 +33,16 @@ pub enum ProbeFamily {
     EchoesLost,
     Admits,
     Blocked,
+    OriginIdle,
+    KeepaliveMismatch,
+    ProxyIdle,
     Finished,
 }
 
 use ProbeFamily as F;
 
 impl ProbeFamily {
-    pub const ALL: [ProbeFamily; 19] = [
+    pub const ALL: [ProbeFamily; 22] = [
         F::Success,
         F::Status,
         F::Phase,
@@ -58,6 +61,9 @@ impl ProbeFamily {
         F::EchoesLost,
         F::Admits,
         F::Blocked,
+        F::OriginIdle,
+        F::KeepaliveMismatch,
+        F::ProxyIdle,
         F::Finished,
     ];
 
@@ -82,6 +88,9 @@ impl ProbeFamily {
             F::EchoesLost => (names::PATH_ECHOES_LOST_TOTAL, "counter", "Of those, the echoes that got no reply."),
             F::Admits => (names::ORIGIN_ADMITS_PROBER, "gauge", "1 when the origin admits this prober's direct probes; 0 when they fail while the site works through the proxy (an origin that admits only the forwarding ranges), held until one succeeds: its direct failures are then no evidence about the origin."),
             F::Blocked => (names::FORWARDING_IP_BLOCKED, "gauge", "1 when, in the last round, a probe through some proxy address failed at the proxy-to-origin hop while every origin address answered straight."),
+            F::OriginIdle => (names::ORIGIN_IDLE_TIMEOUT_SECONDS, "gauge", "How long the origin kept an idle keep-alive connection open after an answer, from the last watch: +Inf when it was still open past the proxy's idle timeout, 0 when the origin keeps no connection open; absent when the watch got no answer."),
+            F::KeepaliveMismatch => (names::ORIGIN_KEEPALIVE_MISMATCH, "gauge", "1 when the origin closed idle connections sooner than the proxy's idle timeout in the last two watches: the proxy reuses connections the origin is closing, and some forwarded requests fail with 502."),
+            F::ProxyIdle => (names::PROXY_IDLE_TIMEOUT_SECONDS, "gauge", "The proxy's idle timeout for its connections to the origin, as configured (proxy_idle_timeout), that the origin's is compared with."),
             F::Finished => (names::LAST_ROUND_TIMESTAMP_SECONDS, "gauge", "Unix time the last probe round of the site finished."),
         }
     }
@@ -105,6 +114,7 @@ fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
             "",
             bool_value(result.forwarding_ip_blocked),
         ),
+        F::OriginIdle | F::KeepaliveMismatch | F::ProxyIdle => keepalive(entry, &mut w),
         F::Finished => {
             let finished = result
                 .finished
@@ -117,6 +127,34 @@ fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
                 w.target(base, t);
             }
         }
+    }
+}
+
+/// The keep-alive watch of a site: the proxy's idle timeout, and each
+/// watched origin address with its target's labels.
+fn keepalive(entry: &SiteEntry, w: &mut Writer) {
+    let Some((proxy_idle, watches)) = &entry.result.keepalive else {
+        return;
+    };
+    w.add(
+        F::ProxyIdle,
+        &entry.labels.site,
+        "",
+        proxy_idle.as_secs_f64(),
+    );
+    for watch in watches {
+        let base = entry
+            .result
+            .targets
+            .iter()
+            .zip(&entry.labels.targets)
+            .find(|(t, _)| t.path == Path::Origin && t.address == watch.address);
+        let Some((_, base)) = base else { continue };
+        if let Some(s) = watch.seconds() {
+            w.add(F::OriginIdle, base, "", s);
+        }
+        let mismatch = watch.mismatch(*proxy_idle);
+        w.add(F::KeepaliveMismatch, base, "", bool_value(mismatch));
     }
 }
 
@@ -359,6 +397,7 @@ mod tests {
                 ],
                 forwarding_ip_blocked: i % 2 == 0,
                 finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+                keepalive: None,
             };
             results.record(&format!("site\"{i}"), result);
         }

@@ -154,6 +154,12 @@ pub struct SiteResult {
     /// hop in this round.
     pub forwarding_ip_blocked: bool,
     pub finished: SystemTime,
+    /// The proxy's idle timeout and the origin addresses' watches, copied
+    /// at the round's end; empty when the site watches none.
+    pub keepalive: Option<(
+        std::time::Duration,
+        Vec<crate::prober::keepalive::OriginIdle>,
+    )>,
 }
 
 impl SiteResult {

@@ -252,6 +252,7 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
         forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failures() > 0),
         targets,
         finished: SystemTime::now(),
+        keepalive: None,
     }
 }
 

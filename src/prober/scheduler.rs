@@ -210,9 +210,19 @@ impl SiteRunner {
         // The last round, from before a reload too: its per-target state
         // (ICMP silence, admission, counters) carries over.
         let mut previous = self.results.site(&site.name).map(|e| e.result.clone());
+        let watches = crate::prober::keepalive::Watches::default();
+        // Ends with this task: a restarted or removed site's watch too.
+        let _watch = AbortOnDrop(tokio::spawn(crate::prober::keepalive::watch(
+            Arc::clone(&self.prober),
+            Arc::clone(&watches),
+        )));
         loop {
             ticker.tick().await;
-            let result = self.prober.round(previous.as_ref()).await;
+            let mut result = self.prober.round(previous.as_ref()).await;
+            if let Some(proxy_idle) = site.proxy_idle_timeout {
+                let now = watches.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                result.keepalive = Some((proxy_idle, now));
+            }
             let was_out = previous.as_ref().is_some_and(SiteResult::out_of_sockets);
             if result.out_of_sockets() && !was_out {
                 let why = result
@@ -226,6 +236,15 @@ impl SiteRunner {
             previous = Some(result.clone());
             self.results.record(&site.name, result);
         }
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -154,6 +154,26 @@ impl Validator<'_> {
         }
     }
 
+    /// A proxy's idle timeout: `off`, or a duration from 1s to 1h.
+    /// `Some(None)` is `off`; `None` an error, reported.
+    fn idle_timeout(&mut self, path: &YamlPath, text: &str) -> Option<Option<Duration>> {
+        if text.trim() == "off" {
+            return Some(None);
+        }
+        let d = self.duration(path, text)?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d) {
+            self.error(
+                path,
+                format!(
+                    "{} is out of range; expected `off`, or 1s to 1h",
+                    quote(text)
+                ),
+            );
+            return None;
+        }
+        Some(Some(d))
+    }
+
     fn duration(&mut self, path: &YamlPath, text: &str) -> Option<Duration> {
         match values::duration(text) {
             Ok(d) => Some(d),

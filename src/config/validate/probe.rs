@@ -31,6 +31,12 @@ impl Validator<'_> {
                     .proxy_requests
                     .and_then(|n| self.proxy_requests(&path.key("proxy_requests"), n))
                     .unwrap_or(DEFAULT_PROXY_REQUESTS),
+                proxy_idle_timeout: match raw.proxy_idle_timeout {
+                    None => Some(DEFAULT_PROXY_IDLE_TIMEOUT),
+                    Some(text) => self
+                        .idle_timeout(&path.key("proxy_idle_timeout"), &text)
+                        .unwrap_or(Some(DEFAULT_PROXY_IDLE_TIMEOUT)),
+                },
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             },
             interval_ok: interval != Some(None),

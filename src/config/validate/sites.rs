@@ -44,6 +44,10 @@ impl Validator<'_> {
             None => Some(probe.defaults.proxy_requests),
             Some(n) => self.proxy_requests(&path.key("proxy_requests"), n),
         };
+        let proxy_idle_timeout = match raw.proxy_idle_timeout {
+            None => Some(probe.defaults.proxy_idle_timeout),
+            Some(text) => self.idle_timeout(&path.key("proxy_idle_timeout"), &text),
+        };
 
         Some(Site {
             name: name?,
@@ -64,6 +68,7 @@ impl Validator<'_> {
             // A per-site switch wins over `probe.icmp.enabled` both ways.
             icmp: raw.icmp.unwrap_or(probe.defaults.icmp.enabled),
             proxy_requests: proxy_requests?,
+            proxy_idle_timeout: proxy_idle_timeout?,
             body_limit_bytes: probe.defaults.body_limit_bytes,
         })
     }

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
@@ -116,6 +117,65 @@ pub async fn probe(
     outcome.duration = started.elapsed();
     outcome.cert_not_after = cert_not_after;
     outcome
+}
+
+/// How an origin treated an idle keep-alive connection (`hold_idle`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Idle {
+    /// It closed the connection this long after its answer.
+    Closed(Duration),
+    /// Still open when the watch ended.
+    StillOpen,
+    /// It does not keep connections open: `Connection: close`, or closed
+    /// at once.
+    NoKeepAlive,
+    /// No answer to hold idle after: the detail.
+    Failed(String),
+}
+
+/// Closing sooner than this after the answer is not keeping alive.
+const AT_ONCE: Duration = Duration::from_millis(100);
+
+/// The largest answer read before holding its connection idle.
+const IDLE_BODY_LIMIT: usize = 1 << 20;
+
+/// Ask the origin at `addr` once, with keep-alive, as the proxy does, read
+/// the whole answer, then hold the connection idle until the origin closes
+/// it or `watch` passes.
+pub async fn hold_idle(
+    site: &Site,
+    addr: &Address,
+    tls: &Arc<rustls::ClientConfig>,
+    watch: Duration,
+) -> Idle {
+    let url = request_url(site, Path::Origin);
+    let host_header = authority(&site.url);
+    let peer = addr.socket_addr(site.port_on(Path::Origin));
+    let hop = Hop {
+        site,
+        url: &url,
+        host_header: &host_header,
+        pinned: Some(peer),
+        source: site.source_on(Path::Origin),
+        tls,
+        deadline: Instant::now() + site.timeout,
+    };
+    let mut phases = Phases::default();
+    let stream = match hop.connect(peer, &mut phases).await {
+        Ok(s) => s,
+        Err(f) => return Idle::Failed(f.detail),
+    };
+    if url.scheme() == "https" {
+        match hop
+            .handshake(stream, &url_host(&site.url), &mut phases)
+            .await
+        {
+            Ok(s) => hop.idle_exchange(s, watch).await,
+            Err(f) => Idle::Failed(f.detail),
+        }
+    } else {
+        hop.idle_exchange(stream, watch).await
+    }
 }
 
 /// What the last hop's answer or failure means for the probe: an expected
@@ -480,6 +540,72 @@ impl Hop<'_> {
             carried,
             cert_not_after: None,
         })
+    }
+
+    /// One request with keep-alive, its whole answer, then the connection
+    /// held idle (its sender kept, so hyper does not close it) until the
+    /// server closes it or `watch` passes.
+    async fn idle_exchange<S>(&self, stream: S, watch: Duration) -> Idle
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let handshake = hyper::client::conn::http1::handshake(TokioIo::new(stream));
+        let (mut sender, connection) = match timeout_at(self.deadline, handshake).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Idle::Failed(hyper_failure(&e).detail),
+            Err(_) => return Idle::Failed("no HTTP connection within the timeout".into()),
+        };
+        let mut driver = tokio::spawn(connection);
+        let failed = |driver: &JoinHandle<_>, why: String| {
+            driver.abort();
+            Idle::Failed(why)
+        };
+        let mut request = match self.request() {
+            Ok(r) => r,
+            Err(f) => return failed(&driver, f.detail),
+        };
+        request.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("keep-alive"),
+        );
+        let response = match timeout_at(self.deadline, sender.send_request(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return failed(&driver, hyper_failure(&e).detail),
+            Err(_) => return failed(&driver, "no answer within the timeout".into()),
+        };
+        let closes = response
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let mut body = response.into_body();
+        let mut read = 0usize;
+        loop {
+            match timeout_at(self.deadline, body.frame()).await {
+                Ok(None) => break,
+                Ok(Some(Ok(frame))) => {
+                    read += frame.data_ref().map_or(0, |d| d.len());
+                    if read > IDLE_BODY_LIMIT {
+                        return failed(&driver, "the answer is over 1 MiB".into());
+                    }
+                }
+                Ok(Some(Err(e))) => return failed(&driver, hyper_failure(&e).detail),
+                Err(_) => return failed(&driver, "no complete answer within the timeout".into()),
+            }
+        }
+        if closes {
+            driver.abort();
+            return Idle::NoKeepAlive;
+        }
+        let idle_since = Instant::now();
+        let closed = tokio::time::timeout(watch, &mut driver).await;
+        drop(sender);
+        driver.abort();
+        match closed {
+            Err(_) => Idle::StillOpen,
+            Ok(_) if idle_since.elapsed() < AT_ONCE => Idle::NoKeepAlive,
+            Ok(_) => Idle::Closed(idle_since.elapsed()),
+        }
     }
 
     /// Read the body up to the site's limit and within the deadline,
