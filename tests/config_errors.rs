@@ -515,6 +515,24 @@ fn site_source_origin_and_proxy_cases() -> Vec<Case> {
             Some((5, 21)),
             &["sites[0].proxy_requests", "1 to 100"],
         ),
+        case(
+            "proxy idle timeout out of range",
+            site_with(
+                "    proxy_idle_timeout: 2h
+",
+            ),
+            Some((5, 25)),
+            &["sites[0].proxy_idle_timeout", "`off`, or 1s to 1h"],
+        ),
+        case(
+            "proxy idle timeout not a duration",
+            site_with(
+                "    proxy_idle_timeout: never
+",
+            ),
+            Some((5, 25)),
+            &["sites[0].proxy_idle_timeout", "invalid duration"],
+        ),
     ]
 }
 
@@ -878,6 +896,7 @@ fn full_example_probe() -> ProbeDefaults {
             interval: Duration::from_millis(300),
         },
         proxy_requests: 5,
+        proxy_idle_timeout: Some(Duration::from_secs(75)),
         body_limit_bytes: 131_072,
     }
 }
@@ -942,6 +961,7 @@ fn full_example_shop(dir: &Path) -> Site {
         // The site's own switch wins over probe.icmp.enabled: false.
         icmp: true,
         proxy_requests: 2,
+        proxy_idle_timeout: None,
         body_limit_bytes: 131_072,
     }
 }
@@ -992,6 +1012,11 @@ fn check_api_takes_the_defaults(api: &Site) {
     assert_eq!(api.tls, TlsSettings::default());
     assert!(!api.icmp, "inherits probe.icmp.enabled: false");
     assert_eq!(api.proxy_requests, 5, "inherits probe.proxy_requests");
+    assert_eq!(
+        api.proxy_idle_timeout,
+        Some(Duration::from_secs(75)),
+        "inherits probe.proxy_idle_timeout"
+    );
     assert_eq!(api.body_limit_bytes, 131_072);
 }
 

@@ -116,6 +116,8 @@ reasons! {
         "The origin answers, with errors of its own.";
     OriginSlow, "origin_slow", OriginAbnormal,
         "The origin answers more slowly than the proxy is willing to wait.";
+    KeepaliveMismatch, "keepalive_mismatch", OriginAbnormal,
+        "The origin closes idle keep-alive connections sooner than the proxy stops reusing them: some forwarded requests hit a connection the origin is closing and fail with 502, now and then.";
     OriginTlsError, "origin_tls_error", OriginAbnormal,
         "The origin's TLS fails: its certificate is expired, untrusted or for another name, or its handshake fails, and the proxy reports it.";
     CpuSaturated, "cpu_saturated", OriginAbnormal,
@@ -163,9 +165,8 @@ impl Reason {
             VantageCutOff => 0,
             ProxyUnreachable => 1,
             CpuSaturated | MemorySaturated | BandwidthSaturated => 2,
-            OriginUnreachable | WebServiceDown | OriginHttpErrors | OriginSlow | OriginTlsError => {
-                3
-            }
+            OriginUnreachable | WebServiceDown | OriginHttpErrors | OriginSlow | OriginTlsError
+            | KeepaliveMismatch => 3,
             FirewallBlocksForwardingRange | ForwardingIpRateLimited | ProxyFailsOriginOk => 4,
             PacketLoss | Jitter | PartialVantageFailure => 5,
             OriginExposed => 6,
