@@ -23,6 +23,47 @@ pub struct Evidence {
     /// This prober reaches nothing (its own network).
     pub vantage_cut_off: bool,
     pub agent: Option<AgentEvidence>,
+    /// An origin address closed idle keep-alive connections sooner than
+    /// the proxy's idle timeout, in two watches in a row.
+    pub keepalive: Option<KeepaliveEvidence>,
+}
+
+/// The keep-alive watch of an origin address that races the proxy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KeepaliveEvidence {
+    pub address: String,
+    pub origin_idle_seconds: f64,
+    pub proxy_idle_seconds: f64,
+}
+
+impl KeepaliveEvidence {
+    fn from_round(round: &SiteResult) -> Option<KeepaliveEvidence> {
+        let (proxy_idle, watches) = round.keepalive.as_ref()?;
+        let w = watches.iter().find(|w| w.mismatch(*proxy_idle))?;
+        Some(KeepaliveEvidence {
+            address: w.address.clone(),
+            origin_idle_seconds: w.seconds()?,
+            proxy_idle_seconds: proxy_idle.as_secs_f64(),
+        })
+    }
+
+    fn from_metrics(site: &str, now: &Scrape) -> Option<KeepaliveEvidence> {
+        let s = now
+            .all(names::ORIGIN_KEEPALIVE_MISMATCH)
+            .iter()
+            .find(|s| s.label("site") == Some(site) && s.value == 1.0)?;
+        let address = s.label("address")?.to_owned();
+        let at = [
+            ("site", site),
+            ("path", "origin"),
+            ("address", address.as_str()),
+        ];
+        Some(KeepaliveEvidence {
+            origin_idle_seconds: now.get(names::ORIGIN_IDLE_TIMEOUT_SECONDS, &at)?,
+            proxy_idle_seconds: now.get(names::PROXY_IDLE_TIMEOUT_SECONDS, &[("site", site)])?,
+            address,
+        })
+    }
 }
 
 /// One (path, address) of the site over the span.
@@ -173,6 +214,7 @@ impl Evidence {
             targets: round.targets.iter().map(target_from_round).collect(),
             vantage_cut_off: cut_off,
             agent,
+            keepalive: KeepaliveEvidence::from_round(round),
         }
     }
 
@@ -421,6 +463,7 @@ pub fn from_metrics(
         targets,
         vantage_cut_off: now.get(names::VANTAGE_UP, &[]) == Some(0.0),
         agent,
+        keepalive: KeepaliveEvidence::from_metrics(site, now),
     }
 }
 

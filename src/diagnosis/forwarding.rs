@@ -161,6 +161,9 @@ pub(super) fn judge(e: &Evidence, v: &mut Verdict) {
             ));
             continue;
         }
+        if races(e, p, share) {
+            continue; // keepalive_race says why
+        }
         let mut evidence = vec![
             p.describe(),
             format!(
@@ -178,6 +181,49 @@ pub(super) fn judge(e: &Evidence, v: &mut Verdict) {
     if let Some(a) = agent {
         from_agent(a, v);
     }
+    keepalive_race(e, v);
+}
+
+/// A share of the requests through `p` this large is more than a
+/// keep-alive race fails: most requests find a fresh or live connection.
+const RACE_SHARE: f64 = 0.5;
+
+/// Whether a keep-alive race explains `p`'s failures at the forwarding hop:
+/// the origin closes idle connections before the proxy stops reusing them,
+/// the failures are gateway errors only (a race never makes the origin
+/// refuse), and they are a share of the requests, not most.
+fn races(e: &Evidence, p: &TargetEvidence, share: f64) -> bool {
+    e.keepalive.is_some()
+        && p.forwarding_gateway > 0.0
+        && p.forwarding_refused == 0.0
+        && share < RACE_SHARE
+}
+
+/// Cause `origin_abnormal`, reason `keepalive_mismatch`: some request
+/// through the proxy failed at the forwarding hop with a gateway error
+/// while the origin closes idle keep-alive connections sooner than the
+/// proxy's idle timeout; not when the proxy's failures are more than a
+/// race makes (a blocked forwarding IP).
+fn keepalive_race(e: &Evidence, v: &mut Verdict) {
+    let Some(k) = &e.keepalive else { return };
+    let racing: Vec<&TargetEvidence> = e
+        .of(Path::Proxy)
+        .filter(|p| races(e, p, p.share(p.forwarding_gateway)))
+        .collect();
+    if racing.is_empty() {
+        return;
+    }
+    let mut evidence = vec![format!(
+        "origin {} closes an idle keep-alive connection after {:.1} s, sooner than the proxy's idle timeout of {:.0} s (two watches in a row)",
+        k.address, k.origin_idle_seconds, k.proxy_idle_seconds
+    )];
+    evidence.extend(racing.iter().map(|p| {
+        format!(
+            "{:.0} of {:.0} requests through {} failed with a gateway error at the proxy-to-origin hop while the origin answered straight: the proxy reused connections the origin was closing",
+            p.forwarding_gateway, p.requests, p.address
+        )
+    }));
+    v.add(Reason::KeepaliveMismatch, evidence);
 }
 
 /// The reason a forwarding block gets from what the agent says of the

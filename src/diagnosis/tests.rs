@@ -69,6 +69,7 @@ fn evidence(targets: Vec<TargetEvidence>) -> Evidence {
         targets,
         vantage_cut_off: false,
         agent: None,
+        keepalive: None,
     }
 }
 
@@ -200,6 +201,59 @@ fn a_moment_of_full_cpu_is_a_note_not_a_cause() {
     assert_eq!(
         first(&judge(&e)),
         (Cause::OriginAbnormal, Reason::MemorySaturated)
+    );
+}
+
+#[test]
+fn gateway_errors_now_and_then_with_an_origin_that_closes_idle_connections_early_are_a_race() {
+    let race = Some(super::evidence::KeepaliveEvidence {
+        address: "203.0.113.5".into(),
+        origin_idle_seconds: 5.0,
+        proxy_idle_seconds: 60.0,
+    });
+    // A few of 20 requests (under the block's share and above it).
+    for failed in [1.0, 4.0] {
+        let mut p = proxy_status(502, Kind::Gateway, failed);
+        p.forwarding_gateway = failed;
+        let mut e = evidence(vec![p, ok(Path::Origin, 1.0)]);
+        e.keepalive = race.clone();
+        let v = judge(&e);
+        assert_eq!(
+            first(&v),
+            (Cause::OriginAbnormal, Reason::KeepaliveMismatch),
+            "{failed} failed: {v:#?}"
+        );
+        assert!(
+            !v.findings
+                .iter()
+                .any(|f| f.reason == Reason::ProxyFailsOriginOk),
+            "{v:#?}"
+        );
+    }
+    // Most requests failing is more than a race: a blocked forwarding IP.
+    let mut p = proxy_status(502, Kind::Gateway, 15.0);
+    p.forwarding_gateway = 15.0;
+    let mut e = evidence(vec![p, ok(Path::Origin, 1.0)]);
+    e.keepalive = race.clone();
+    assert_eq!(
+        first(&judge(&e)),
+        (Cause::ForwardingIpBlocked, Reason::ProxyFailsOriginOk)
+    );
+    // A refusal passed on is never a race.
+    let mut p = proxy_status(403, Kind::Refused, 4.0);
+    p.forwarding_refused = 4.0;
+    let mut e = evidence(vec![p, ok(Path::Origin, 1.0)]);
+    e.keepalive = race;
+    assert!(!judge(&e)
+        .findings
+        .iter()
+        .any(|f| f.reason == Reason::KeepaliveMismatch));
+    // The same gateway errors, no mismatch watched: a blocked forwarding IP.
+    let mut p = proxy_status(502, Kind::Gateway, 4.0);
+    p.forwarding_gateway = 4.0;
+    assert_eq!(
+        first(&judge(&evidence(vec![p, ok(Path::Origin, 1.0)]))),
+        (Cause::ForwardingIpBlocked, Reason::ProxyFailsOriginOk)
     );
 }
 
