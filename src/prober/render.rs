@@ -360,7 +360,8 @@ mod tests {
                 forwarding_ip_blocked: i % 2 == 0,
                 finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
             };
-            results.record(&format!("site\"{i}"), result);
+            let summary = crate::prober::results::RoundSummary::new(&result, None, false, false);
+            results.record(&format!("site\"{i}"), result, summary);
         }
         results.snapshot()
     }
