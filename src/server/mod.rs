@@ -381,7 +381,7 @@ async fn landing(State(app): State<Arc<App>>, Query(q): Query<status::Query>) ->
         let scheduler = app.scheduler.lock().unwrap_or_else(|p| p.into_inner());
         let ctx = status::Context {
             results: &app.results,
-            scheduler: &scheduler,
+            sites: &*scheduler,
             agent,
         };
         status::render(&ctx, &q)
