@@ -399,7 +399,8 @@ mod tests {
                 finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
                 keepalive: None,
             };
-            results.record(&format!("site\"{i}"), result);
+            let summary = crate::prober::results::RoundSummary::new(&result, None, false, false);
+            results.record(&format!("site\"{i}"), result, summary);
         }
         results.snapshot()
     }

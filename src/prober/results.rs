@@ -2,11 +2,12 @@
 //! by a scrape. A scrape never waits on a probe: it only takes a read lock
 //! long enough to clone the entries the last rounds left here. Each entry
 //! carries its own rendering as metrics, made once when the round ends, so
-//! a scrape only concatenates.
+//! a scrape only concatenates. Each site also keeps a short history: the
+//! verdicts of its last [`KEPT_ROUNDS`] rounds, for the status page.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::diagnosis::answer::Kind;
 use crate::exposition::escape;
@@ -220,9 +221,69 @@ impl Labels {
     }
 }
 
+/// Rounds of each site whose verdict is kept for the status page.
+pub const KEPT_ROUNDS: usize = 10;
+
+/// How long a judgement of the whole vantage (cut off or not) is reused
+/// by the rounds that end meanwhile.
+const VANTAGE_REUSED: Duration = Duration::from_secs(1);
+
+/// One past round of a site, in a few words: what the status page's
+/// history shows. Small, since [`KEPT_ROUNDS`] of them are kept per site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundSummary {
+    pub finished: SystemTime,
+    /// The reason of the verdict's first finding, judged as if the vantage
+    /// were not cut off; `None` without one.
+    pub reason: Option<&'static str>,
+    /// A failure that no cause explains.
+    pub unexplained: bool,
+    /// The vantage was judged cut off when the round ended: that is then
+    /// the round's verdict, whatever `reason` says.
+    pub cut_off: bool,
+    /// HTTP requests of the round, and those that failed.
+    pub requests: u32,
+    pub failed: u32,
+}
+
+impl RoundSummary {
+    pub fn new(
+        result: &SiteResult,
+        reason: Option<&'static str>,
+        unexplained: bool,
+        cut_off: bool,
+    ) -> RoundSummary {
+        RoundSummary {
+            finished: result.finished,
+            reason,
+            unexplained,
+            cut_off,
+            requests: result.targets.iter().map(|t| t.requests).sum(),
+            failed: result
+                .targets
+                .iter()
+                .map(TargetResult::failed_requests)
+                .sum(),
+        }
+    }
+
+    /// Healthy, were the vantage not cut off.
+    pub fn healthy_if_not_cut_off(&self) -> bool {
+        self.reason.is_none() && !self.unexplained
+    }
+}
+
+/// A site's latest entry and its last rounds, oldest first.
+struct Slot {
+    latest: Arc<SiteEntry>,
+    history: VecDeque<RoundSummary>,
+}
+
 #[derive(Default)]
 pub struct Results {
-    sites: RwLock<BTreeMap<String, Arc<SiteEntry>>>,
+    sites: RwLock<BTreeMap<String, Slot>>,
+    /// The last judgement of the vantage, and when it was made.
+    vantage: Mutex<Option<(Instant, bool)>>,
 }
 
 impl Results {
@@ -230,20 +291,30 @@ impl Results {
         Results::default()
     }
 
-    /// Keep `result` as the site's latest.
-    pub fn record(&self, site: &str, result: SiteResult) {
+    /// Keep `result` as the site's latest, and `summary` as its newest
+    /// round in the history (the oldest is dropped past [`KEPT_ROUNDS`]).
+    pub fn record(&self, site: &str, result: SiteResult, summary: RoundSummary) {
         let labels = Labels::new(site, &result);
-        let entry = Arc::new(SiteEntry { result, labels });
+        let latest = Arc::new(SiteEntry { result, labels });
         let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
         match sites.get_mut(site) {
-            Some(slot) => *slot = entry,
+            Some(slot) => {
+                slot.latest = latest;
+                if slot.history.len() == KEPT_ROUNDS {
+                    slot.history.pop_front();
+                }
+                slot.history.push_back(summary);
+            }
             None => {
-                sites.insert(site.to_owned(), entry);
+                let mut history = VecDeque::with_capacity(KEPT_ROUNDS);
+                history.push_back(summary);
+                sites.insert(site.to_owned(), Slot { latest, history });
             }
         }
     }
 
-    /// Forget sites that are no longer configured, after a reload.
+    /// Forget sites that are no longer configured, after a reload: their
+    /// history goes with them.
     pub fn retain_sites(&self, keep: impl Fn(&str) -> bool) {
         let mut sites = self.sites.write().unwrap_or_else(|p| p.into_inner());
         sites.retain(|name, _| keep(name));
@@ -252,12 +323,102 @@ impl Results {
     /// The latest entries, in site-name order.
     pub fn snapshot(&self) -> Vec<Arc<SiteEntry>> {
         let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
-        sites.values().cloned().collect()
+        sites.values().map(|s| Arc::clone(&s.latest)).collect()
+    }
+
+    /// Every site's name, latest entry and newest round, in name order.
+    pub fn overview(&self) -> Vec<(String, Arc<SiteEntry>, RoundSummary)> {
+        let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+        sites
+            .iter()
+            .filter_map(|(name, s)| {
+                let last = *s.history.back()?;
+                Some((name.clone(), Arc::clone(&s.latest), last))
+            })
+            .collect()
     }
 
     /// The latest result of one site.
     pub fn site(&self, name: &str) -> Option<Arc<SiteEntry>> {
         let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
-        sites.get(name).cloned()
+        sites.get(name).map(|s| Arc::clone(&s.latest))
+    }
+
+    /// The last rounds of one site, oldest first.
+    pub fn history(&self, name: &str) -> Vec<RoundSummary> {
+        let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+        sites
+            .get(name)
+            .map(|s| s.history.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the vantage is cut off, as `judge` finds it over every
+    /// site's latest result; the answer is reused for a second, so that
+    /// thousands of rounds ending do not each walk every site.
+    pub fn vantage_cut_off(
+        &self,
+        judge: impl FnOnce(&mut dyn Iterator<Item = &SiteResult>) -> bool,
+    ) -> bool {
+        let mut last = self.vantage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, cut_off)) = *last {
+            if at.elapsed() < VANTAGE_REUSED {
+                return cut_off;
+            }
+        }
+        let cut_off = {
+            let sites = self.sites.read().unwrap_or_else(|p| p.into_inner());
+            judge(&mut sites.values().map(|s| &s.latest.result))
+        };
+        *last = Some((Instant::now(), cut_off));
+        cut_off
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn round(at: u64) -> (SiteResult, RoundSummary) {
+        let result = SiteResult {
+            targets: Vec::new(),
+            forwarding_ip_blocked: false,
+            finished: UNIX_EPOCH + Duration::from_secs(at),
+            keepalive: None,
+        };
+        let summary = RoundSummary::new(&result, None, false, false);
+        (result, summary)
+    }
+
+    #[test]
+    fn history_is_bounded_and_goes_with_its_site() {
+        let results = Results::new();
+        for at in 0..25 {
+            let (r, s) = round(at);
+            results.record("a", r, s);
+        }
+        let (r, s) = round(7);
+        results.record("b", r, s);
+        let a = results.history("a");
+        assert_eq!(a.len(), KEPT_ROUNDS);
+        assert_eq!(a[0].finished, UNIX_EPOCH + Duration::from_secs(15));
+        assert_eq!(a[9].finished, UNIX_EPOCH + Duration::from_secs(24));
+        let names: Vec<String> = results.overview().into_iter().map(|o| o.0).collect();
+        assert_eq!(names, ["a", "b"]);
+        results.retain_sites(|n| n == "b");
+        assert!(results.history("a").is_empty());
+        assert!(results.site("a").is_none());
+        assert_eq!(results.history("b").len(), 1);
+    }
+
+    #[test]
+    fn the_vantage_judgement_is_reused_for_a_while() {
+        let results = Results::new();
+        let (r, s) = round(1);
+        results.record("a", r, s);
+        assert!(results.vantage_cut_off(|rounds| rounds.count() == 1));
+        // Within the second: the first answer, the judge not called.
+        assert!(results.vantage_cut_off(|_| unreachable!()));
     }
 }

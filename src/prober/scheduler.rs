@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::Config;
+use crate::diagnosis::{self, Evidence};
 use crate::prober::probe::icmp::Pingers;
-use crate::prober::results::{Results, SiteResult};
+use crate::prober::results::{Results, RoundSummary, SiteResult};
 use crate::prober::round::SiteProber;
 
 /// The running site tasks, by site name; dropping it stops them.
@@ -95,6 +96,20 @@ impl Changes {
 }
 
 impl Scheduler {
+    /// A running site's configuration.
+    pub fn site(&self, name: &str) -> Option<&crate::config::Site> {
+        self.running.get(name).map(|r| &r.prober.site)
+    }
+
+    /// How many sites run.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
     /// Prepare every site of `config`; fails before anything starts when a
     /// site cannot run, so a reload can keep the old schedule.
     pub fn prepare(
@@ -234,7 +249,8 @@ impl SiteRunner {
                 tracing::warn!(site = %site.name, error = %why, "probes cannot open sockets on this host (out of file descriptors or ports): their requests are not sent, and this vantage reads as cut off until they can");
             }
             previous = Some(result.clone());
-            self.results.record(&site.name, result);
+            let summary = summarize(&self.results, &result);
+            self.results.record(&site.name, result, summary);
         }
     }
 }
@@ -246,6 +262,19 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A round in a few words, for the site's history: judged as `diagnose`
+/// judges a round, with the vantage judged over every site's latest result.
+fn summarize(results: &Results, result: &SiteResult) -> RoundSummary {
+    let cut_off = results.vantage_cut_off(|rounds| diagnosis::vantage_cut_off(rounds));
+    let verdict = diagnosis::judge(&Evidence::from_round(result, false, None));
+    RoundSummary::new(
+        result,
+        verdict.first().map(|f| f.reason.as_str()),
+        !verdict.unexplained.is_empty(),
+        cut_off,
+    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The HTTP side: `/metrics`, the landing page, health and readiness, and
+//! The HTTP side: `/metrics`, the status page (`status.rs`), health and readiness, and
 //! configuration reload (`POST /-/reload` and SIGHUP). A reload that fails
 //! keeps the old configuration running and says why.
 
@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +32,7 @@ use crate::web::{ConnectionMetrics, Limits, WebConfig};
 use scrape::Exposition;
 
 pub mod scrape;
+pub mod status;
 
 /// `--web.max-requests` by default, as node_exporter's.
 pub const DEFAULT_MAX_REQUESTS: usize = 40;
@@ -369,15 +370,21 @@ async fn reload(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn landing(State(app): State<Arc<App>>) -> Html<String> {
-    let sites = app.exposition.me.sites.get();
-    Html(format!(
-        "<!DOCTYPE html>\n<html><head><title>badgateway-exporter</title></head><body>\n\
-         <h1>badgateway-exporter</h1>\n\
-         <p>Tells why a site behind a protecting proxy answers 502 Bad Gateway. Version {}, {} site(s) probed.</p>\n\
-         <ul>\n<li><a href=\"metrics\">Metrics</a></li>\n<li><a href=\"-/healthy\">Health</a></li>\n\
-         <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
-        env!("CARGO_PKG_VERSION"),
-        sites
-    ))
+/// `/`: the status page (`status.rs`).
+async fn landing(State(app): State<Arc<App>>, Query(q): Query<status::Query>) -> Response {
+    let agent = app
+        .agent_config
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
+    let (code, page) = {
+        let scheduler = app.scheduler.lock().unwrap_or_else(|p| p.into_inner());
+        let ctx = status::Context {
+            results: &app.results,
+            sites: &*scheduler,
+            agent,
+        };
+        status::render(&ctx, &q)
+    };
+    (code, Html(page)).into_response()
 }

@@ -4,10 +4,12 @@
 //! waiting with a bound (`wait`), a small HTTP client (`http`), the
 //! Prometheus text format (`metrics`), the repository's files (`paths`),
 //! its YAML (`yaml`) and Markdown anchors (`markdown`), certificates
-//! (`tls`) and an origin server (`origin`). Everything a test makes is
+//! (`tls`), an origin server (`origin`) and a headless browser
+//! (`browser`). Everything a test makes is
 //! removed on drop, also when the test fails.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod exporter;
 pub mod http;
 pub mod lab;
