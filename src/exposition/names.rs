@@ -38,6 +38,10 @@ names! {
         ORIGIN_IDLE_TIMEOUT_SECONDS = "badgateway_origin_idle_timeout_seconds",
         ORIGIN_KEEPALIVE_MISMATCH = "badgateway_origin_keepalive_mismatch",
         PROXY_IDLE_TIMEOUT_SECONDS = "badgateway_proxy_idle_timeout_seconds",
+        PATH_HOP_LOSS_RATIO = "badgateway_path_hop_loss_ratio",
+        PATH_LOSS_START_HOP = "badgateway_path_loss_start_hop",
+        PATH_ROUTE_ID = "badgateway_path_route_id",
+        PATH_TRACE_TIMESTAMP_SECONDS = "badgateway_path_trace_timestamp_seconds",
         LAST_ROUND_TIMESTAMP_SECONDS = "badgateway_last_round_timestamp_seconds",
         VANTAGE_UP = "badgateway_vantage_up",
     ]

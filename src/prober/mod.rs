@@ -18,3 +18,4 @@ pub mod round;
 pub mod scheduler;
 pub mod shard;
 pub mod tls;
+pub mod trace;

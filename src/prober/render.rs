@@ -36,13 +36,17 @@ pub enum ProbeFamily {
     OriginIdle,
     KeepaliveMismatch,
     ProxyIdle,
+    HopLoss,
+    LossStart,
+    RouteId,
+    Traced,
     Finished,
 }
 
 use ProbeFamily as F;
 
 impl ProbeFamily {
-    pub const ALL: [ProbeFamily; 22] = [
+    pub const ALL: [ProbeFamily; 26] = [
         F::Success,
         F::Status,
         F::Phase,
@@ -64,6 +68,10 @@ impl ProbeFamily {
         F::OriginIdle,
         F::KeepaliveMismatch,
         F::ProxyIdle,
+        F::HopLoss,
+        F::LossStart,
+        F::RouteId,
+        F::Traced,
         F::Finished,
     ];
 
@@ -91,6 +99,10 @@ impl ProbeFamily {
             F::OriginIdle => (names::ORIGIN_IDLE_TIMEOUT_SECONDS, "gauge", "How long the origin kept an idle keep-alive connection open after an answer, from the last watch: +Inf when it was still open past the proxy's idle timeout, 0 when the origin keeps no connection open; absent when the watch got no answer."),
             F::KeepaliveMismatch => (names::ORIGIN_KEEPALIVE_MISMATCH, "gauge", "1 when the origin closed idle connections sooner than the proxy's idle timeout in the last two watches: the proxy reuses connections the origin is closing, and some forwarded requests fail with 502."),
             F::ProxyIdle => (names::PROXY_IDLE_TIMEOUT_SECONDS, "gauge", "The proxy's idle timeout for its connections to the origin, as configured (proxy_idle_timeout), that the origin's is compared with."),
+            F::HopLoss => (names::PATH_HOP_LOSS_RATIO, "gauge", "From the last path probe (run when the path lost echoes): the share of echoes sent with this TTL (hop) that got no answer, from the router where they expired or, at the last hop, the address."),
+            F::LossStart => (names::PATH_LOSS_START_HOP, "gauge", "From the last path probe: the first hop from which every hop on, the address included, lost echoes (where the loss starts); 0 when the address lost none."),
+            F::RouteId => (names::PATH_ROUTE_ID, "gauge", "From the last path probe: a hash of the hops' addresses in order; a new value is a route change."),
+            F::Traced => (names::PATH_TRACE_TIMESTAMP_SECONDS, "gauge", "Unix time of the last path probe."),
             F::Finished => (names::LAST_ROUND_TIMESTAMP_SECONDS, "gauge", "Unix time the last probe round of the site finished."),
         }
     }
@@ -115,6 +127,7 @@ fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
             bool_value(result.forwarding_ip_blocked),
         ),
         F::OriginIdle | F::KeepaliveMismatch | F::ProxyIdle => keepalive(entry, &mut w),
+        F::HopLoss | F::LossStart | F::RouteId | F::Traced => traces(entry, &mut w),
         F::Finished => {
             let finished = result
                 .finished
@@ -155,6 +168,32 @@ fn keepalive(entry: &SiteEntry, w: &mut Writer) {
         }
         let mismatch = watch.mismatch(*proxy_idle);
         w.add(F::KeepaliveMismatch, base, "", bool_value(mismatch));
+    }
+}
+
+/// The last path probe of each target whose echoes were lost.
+fn traces(entry: &SiteEntry, w: &mut Writer) {
+    for t in &entry.result.traces {
+        let base = entry
+            .result
+            .targets
+            .iter()
+            .zip(&entry.labels.targets)
+            .find(|(target, _)| target.path == t.path && target.address == t.address);
+        let Some((_, base)) = base else { continue };
+        if w.only == F::HopLoss {
+            for hop in &t.trace.hops {
+                let ttl = hop.ttl.to_string();
+                w.add_kv(F::HopLoss, base, ("hop", &ttl), hop.loss_ratio());
+            }
+        }
+        let start = t.trace.loss_starts_at().map_or(0.0, f64::from);
+        w.add(F::LossStart, base, "", start);
+        w.add(F::RouteId, base, "", f64::from(t.trace.route_id()));
+        let at =
+            t.at.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+        w.add(F::Traced, base, "", at);
     }
 }
 
@@ -398,6 +437,7 @@ mod tests {
                 forwarding_ip_blocked: i % 2 == 0,
                 finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
                 keepalive: None,
+                traces: Vec::new(),
             };
             let summary = crate::prober::results::RoundSummary::new(&result, None, false, false);
             results.record(&format!("site\"{i}"), result, summary);

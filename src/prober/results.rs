@@ -161,6 +161,8 @@ pub struct SiteResult {
         std::time::Duration,
         Vec<crate::prober::keepalive::OriginIdle>,
     )>,
+    /// The last path probe of each target whose echoes were lost.
+    pub traces: Vec<crate::prober::trace::TargetTrace>,
 }
 
 impl SiteResult {
@@ -386,6 +388,7 @@ mod tests {
             forwarding_ip_blocked: false,
             finished: UNIX_EPOCH + Duration::from_secs(at),
             keepalive: None,
+            traces: Vec::new(),
         };
         let summary = RoundSummary::new(&result, None, false, false);
         (result, summary)

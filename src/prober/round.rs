@@ -253,6 +253,7 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
         targets,
         finished: SystemTime::now(),
         keepalive: None,
+        traces: Vec::new(),
     }
 }
 

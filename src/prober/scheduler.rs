@@ -226,6 +226,7 @@ impl SiteRunner {
         // (ICMP silence, admission, counters) carries over.
         let mut previous = self.results.site(&site.name).map(|e| e.result.clone());
         let watches = crate::prober::keepalive::Watches::default();
+        let traces = crate::prober::trace::Traces::default();
         // Ends with this task: a restarted or removed site's watch too.
         let _watch = AbortOnDrop(tokio::spawn(crate::prober::keepalive::watch(
             Arc::clone(&self.prober),
@@ -238,6 +239,8 @@ impl SiteRunner {
                 let now = watches.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 result.keepalive = Some((proxy_idle, now));
             }
+            traces.after_round(&self.prober, &result);
+            result.traces = traces.current(&result);
             let was_out = previous.as_ref().is_some_and(SiteResult::out_of_sockets);
             if result.out_of_sockets() && !was_out {
                 let why = result

@@ -632,6 +632,7 @@ mod tests {
             forwarding_ip_blocked: false,
             finished: SystemTime::now(),
             keepalive: None,
+            traces: Vec::new(),
         };
         let r = RoundSummary::new(&result, Some("web_service_down"), false, false);
         assert_eq!(r.failed, Kind::ALL.len() as u32);
@@ -683,6 +684,7 @@ mod tests {
                 forwarding_ip_blocked: false,
                 finished: SystemTime::now(),
                 keepalive: None,
+                traces: Vec::new(),
             };
             let reason = failing.then_some("proxy_unreachable");
             let summary = RoundSummary::new(&result, reason, false, false);

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod icmp;
+pub mod path;
 pub mod tcp;
 
 use std::fmt;
