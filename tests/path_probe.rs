@@ -2,7 +2,7 @@
 //! prober, a router and an origin in three namespaces; the router drops
 //! most echo requests it forwards to the origin, so the loss starts at
 //! hop 2 (the origin) and not at hop 1 (the router, which answers for
-//! itself).
+//! itself). Over IPv4 and IPv6 (ICMPv6, hop limits).
 
 mod common;
 
@@ -15,52 +15,97 @@ use common::netns::{link, unique, Netns};
 use common::paths::BIN;
 use common::wait;
 
-const ORIGIN: &str = "198.51.100.10";
 const EXPORTER: &str = "127.0.0.1:9502";
 
-#[test]
-fn the_path_probe_finds_the_hop_where_loss_starts() {
-    let prober = Netns::new("pp");
-    let router = Netns::new("pr");
-    let origin = Netns::new("po");
+/// One family's addresses: the prober's, the router's two, the origin's,
+/// and the commands that differ.
+struct Family {
+    prober: &'static str,
+    router_near: &'static str,
+    router_far: &'static str,
+    origin: &'static str,
+    prefix: u8,
+    far_net: &'static str,
+    iptables: &'static str,
+    echo_request: [&'static str; 2],
+    sysctls: [&'static str; 2],
+}
+
+const V4: Family = Family {
+    prober: "192.0.2.1",
+    router_near: "192.0.2.254",
+    router_far: "198.51.100.254",
+    origin: "198.51.100.10",
+    prefix: 24,
+    far_net: "198.51.100.0/24",
+    iptables: "iptables",
+    echo_request: ["icmp", "echo-request"],
+    sysctls: ["net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0"],
+};
+
+const V6: Family = Family {
+    prober: "2001:db8:1::1",
+    router_near: "2001:db8:1::fe",
+    router_far: "2001:db8:2::fe",
+    origin: "2001:db8:2::10",
+    prefix: 64,
+    far_net: "2001:db8:2::/64",
+    iptables: "ip6tables",
+    echo_request: ["icmpv6", "echo-request"],
+    sysctls: [
+        "net.ipv6.conf.all.forwarding=1",
+        "net.ipv6.icmp.ratelimit=0",
+    ],
+};
+
+/// Three namespaces on one route; the router drops 60 % of the echo
+/// requests it forwards to the origin. Every time-exceeded is answered
+/// (no ICMP rate limit): the loss measured is the path's.
+fn route(f: &Family) -> (Netns, Netns, Netns) {
+    let (prober, router, origin) = (Netns::new("pp"), Netns::new("pr"), Netns::new("po"));
+    for ns in [&prober, &router, &origin] {
+        // No duplicate address detection on the links made next: their
+        // IPv6 addresses are usable at once.
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+    }
+    let cidr = |a: &str| format!("{a}/{}", f.prefix);
     link(
         &prober,
         &unique("pa"),
-        "192.0.2.1/24",
+        &cidr(f.prober),
         &router,
         &unique("ra"),
-        "192.0.2.254/24",
+        &cidr(f.router_near),
     );
     link(
         &router,
         &unique("rb"),
-        "198.51.100.254/24",
+        &cidr(f.router_far),
         &origin,
         &unique("ob"),
-        &format!("{ORIGIN}/24"),
+        &cidr(f.origin),
     );
-    prober.exec(&[
-        "ip",
-        "route",
-        "add",
-        "198.51.100.0/24",
-        "via",
-        "192.0.2.254",
-    ]);
-    origin.exec(&["ip", "route", "add", "default", "via", "198.51.100.254"]);
-    router.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    // Every time-exceeded answered: the loss measured is the path's.
-    router.exec(&["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"]);
+    prober.exec(&["ip", "route", "add", f.far_net, "via", f.router_near]);
+    origin.exec(&["ip", "route", "add", "default", "via", f.router_far]);
+    for s in f.sysctls {
+        router.exec(&["sysctl", "-qw", s]);
+    }
+    let [proto, kind] = f.echo_request;
+    let flag = if f.iptables == "iptables" {
+        "--icmp-type"
+    } else {
+        "--icmpv6-type"
+    };
     router.exec(&[
-        "iptables",
+        f.iptables,
         "-A",
         "FORWARD",
         "-d",
-        ORIGIN,
+        f.origin,
         "-p",
-        "icmp",
-        "--icmp-type",
-        "echo-request",
+        proto,
+        flag,
+        kind,
         "-m",
         "statistic",
         "--mode",
@@ -70,20 +115,27 @@ fn the_path_probe_finds_the_hop_where_loss_starts() {
         "-j",
         "DROP",
     ]);
+    (prober, router, origin)
+}
+
+fn finds_where_loss_starts(f: &Family) {
+    let (prober, _router, origin) = route(f);
     let dir = tempfile::tempdir().expect("temp dir");
     let web = dir.path().join("web");
+    let socket: SocketAddr = SocketAddr::new(f.origin.parse().unwrap(), 80);
     let conf = nginx_conf(
         &web,
-        &format!("  server {{ listen {ORIGIN}:80; location / {{ return 200 \"ok\\n\"; }} }}\n"),
+        &format!("  server {{ listen {socket}; location / {{ return 200 \"ok\\n\"; }} }}\n"),
     );
     let _nginx = origin.spawn_nginx(&web, &conf);
-    prober.wait_listening(format!("{ORIGIN}:80").parse().unwrap());
+    prober.wait_listening(socket);
 
     let file = dir.path().join("prober.yml");
     std::fs::write(
         &file,
         format!(
-            "probe:\n  interval: 2s\n  timeout: 1s\n  proxy_idle_timeout: \"off\"\n  icmp: {{count: 20, interval: 20ms}}\n  tcp: {{enabled: false}}\nsites:\n  - name: shop\n    url: http://www.example.com/\n    proxy: [{ORIGIN}]\n    origin: [{ORIGIN}]\n"
+            "probe:\n  interval: 2s\n  timeout: 1s\n  proxy_idle_timeout: \"off\"\n  icmp: {{count: 20, interval: 20ms}}\n  tcp: {{enabled: false}}\nsites:\n  - name: shop\n    url: http://www.example.com/\n    proxy: [\"{0}\"]\n    origin: [\"{0}\"]\n",
+            f.origin
         ),
     )
     .unwrap();
@@ -108,7 +160,7 @@ fn the_path_probe_finds_the_hop_where_loss_starts() {
         let mut l = vec![
             ("site", "shop"),
             ("path", path.as_str()),
-            ("address", ORIGIN),
+            ("address", f.origin),
         ];
         l.extend_from_slice(extra);
         l
@@ -133,4 +185,14 @@ fn the_path_probe_finds_the_hop_where_loss_starts() {
     assert!(s
         .get("badgateway_path_trace_timestamp_seconds", &at(&[]))
         .is_some());
+}
+
+#[test]
+fn the_path_probe_finds_the_hop_where_loss_starts() {
+    finds_where_loss_starts(&V4);
+}
+
+#[test]
+fn the_path_probe_finds_the_hop_where_loss_starts_over_ipv6() {
+    finds_where_loss_starts(&V6);
 }
