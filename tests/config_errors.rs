@@ -515,6 +515,18 @@ fn site_source_origin_and_proxy_cases() -> Vec<Case> {
             Some((5, 21)),
             &["sites[0].proxy_requests", "1 to 100"],
         ),
+        case(
+            "max proxy addresses out of range",
+            site_with("    max_proxy_addresses: 65\n"),
+            Some((5, 26)),
+            &["sites[0].max_proxy_addresses", "65", "1 to 64"],
+        ),
+        case(
+            "max proxy addresses zero in probe",
+            "probe:\n  max_proxy_addresses: 0\n",
+            Some((2, 24)),
+            &["probe.max_proxy_addresses", "0 is out of range", "1 to 64"],
+        ),
     ]
 }
 
@@ -878,6 +890,7 @@ fn full_example_probe() -> ProbeDefaults {
             interval: Duration::from_millis(300),
         },
         proxy_requests: 5,
+        max_proxy_addresses: 6,
         body_limit_bytes: 131_072,
     }
 }
@@ -942,6 +955,7 @@ fn full_example_shop(dir: &Path) -> Site {
         // The site's own switch wins over probe.icmp.enabled: false.
         icmp: true,
         proxy_requests: 2,
+        max_proxy_addresses: 3,
         body_limit_bytes: 131_072,
     }
 }
@@ -992,6 +1006,10 @@ fn check_api_takes_the_defaults(api: &Site) {
     assert_eq!(api.tls, TlsSettings::default());
     assert!(!api.icmp, "inherits probe.icmp.enabled: false");
     assert_eq!(api.proxy_requests, 5, "inherits probe.proxy_requests");
+    assert_eq!(
+        api.max_proxy_addresses, 6,
+        "inherits probe.max_proxy_addresses"
+    );
     assert_eq!(api.body_limit_bytes, 131_072);
 }
 

@@ -18,6 +18,8 @@ pub const DEFAULT_ICMP_COUNT: u32 = 10;
 pub const DEFAULT_ICMP_INTERVAL: Duration = Duration::from_millis(200);
 /// Default number of HTTP requests through each proxy address per round.
 pub const DEFAULT_PROXY_REQUESTS: u32 = 3;
+/// Default number of a proxy's DNS addresses probed per round.
+pub const DEFAULT_MAX_PROXY_ADDRESSES: u32 = 8;
 /// Default number of response body bytes a probe reads.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 65_536;
 /// Default ports the agent watches.
@@ -49,6 +51,8 @@ pub struct ProbeDefaults {
     pub tcp: EchoSettings,
     /// HTTP requests through each proxy address per round, at once.
     pub proxy_requests: u32,
+    /// A proxy found by DNS: at most this many of its addresses are probed.
+    pub max_proxy_addresses: u32,
     pub body_limit_bytes: usize,
 }
 
@@ -60,6 +64,7 @@ impl Default for ProbeDefaults {
             icmp: EchoSettings::default(),
             tcp: EchoSettings::default(),
             proxy_requests: DEFAULT_PROXY_REQUESTS,
+            max_proxy_addresses: DEFAULT_MAX_PROXY_ADDRESSES,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
         }
     }
@@ -92,8 +97,8 @@ pub struct Site {
     pub name: String,
     /// http or https, always with a host.
     pub url: url::Url,
-    /// The proxy's addresses; empty means "resolve the url host by DNS at
-    /// probe time".
+    /// The proxy's addresses; empty means "resolve the url host by DNS",
+    /// again whenever the answer's TTL runs out, and probe each address.
     pub proxy: Vec<Address>,
     /// The origin's addresses; never empty.
     pub origin: Vec<Address>,
@@ -126,6 +131,10 @@ pub struct Site {
     /// through each proxy address per round, so that a fault failing a
     /// share of the proxy's requests shows within minutes.
     pub proxy_requests: u32,
+    /// The site's `max_proxy_addresses`, or `probe.max_proxy_addresses`:
+    /// a proxy found by DNS has at most this many of its addresses probed,
+    /// the lowest first.
+    pub max_proxy_addresses: u32,
     /// From `probe.body_limit_bytes`.
     pub body_limit_bytes: usize,
 }

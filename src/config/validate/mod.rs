@@ -32,6 +32,7 @@ const MAX_COLLECTED: usize = 10_000;
 /// overflowing.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_PROXY_REQUESTS: i64 = 100;
+const MAX_PROXY_ADDRESSES: i64 = 64;
 
 pub(crate) fn validate(
     raw: RawConfig,
@@ -148,6 +149,19 @@ impl Validator<'_> {
                 self.error(
                     path,
                     format!("{n} is out of range; expected 1 to {MAX_PROXY_REQUESTS} requests per round"),
+                );
+                None
+            }
+        }
+    }
+
+    fn max_proxy_addresses(&mut self, path: &YamlPath, n: i64) -> Option<u32> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=MAX_PROXY_ADDRESSES).contains(&i64::from(n)) => Some(n),
+            _ => {
+                self.error(
+                    path,
+                    format!("{n} is out of range; expected 1 to {MAX_PROXY_ADDRESSES} addresses of a proxy found by DNS"),
                 );
                 None
             }

@@ -31,6 +31,10 @@ impl Validator<'_> {
                     .proxy_requests
                     .and_then(|n| self.proxy_requests(&path.key("proxy_requests"), n))
                     .unwrap_or(DEFAULT_PROXY_REQUESTS),
+                max_proxy_addresses: raw
+                    .max_proxy_addresses
+                    .and_then(|n| self.max_proxy_addresses(&path.key("max_proxy_addresses"), n))
+                    .unwrap_or(DEFAULT_MAX_PROXY_ADDRESSES),
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             },
             interval_ok: interval != Some(None),

@@ -44,6 +44,10 @@ impl Validator<'_> {
             None => Some(probe.defaults.proxy_requests),
             Some(n) => self.proxy_requests(&path.key("proxy_requests"), n),
         };
+        let max_proxy_addresses = match raw.max_proxy_addresses {
+            None => Some(probe.defaults.max_proxy_addresses),
+            Some(n) => self.max_proxy_addresses(&path.key("max_proxy_addresses"), n),
+        };
 
         Some(Site {
             name: name?,
@@ -64,6 +68,7 @@ impl Validator<'_> {
             // A per-site switch wins over `probe.icmp.enabled` both ways.
             icmp: raw.icmp.unwrap_or(probe.defaults.icmp.enabled),
             proxy_requests: proxy_requests?,
+            max_proxy_addresses: max_proxy_addresses?,
             body_limit_bytes: probe.defaults.body_limit_bytes,
         })
     }
