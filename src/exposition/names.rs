@@ -36,6 +36,9 @@ names! {
         ORIGIN_ADMITS_PROBER = "badgateway_origin_admits_prober",
         FORWARDING_IP_BLOCKED = "badgateway_forwarding_ip_blocked",
         LAST_ROUND_TIMESTAMP_SECONDS = "badgateway_last_round_timestamp_seconds",
+        PROXY_ADDRESSES = "badgateway_proxy_addresses",
+        PROXY_DNS_SUCCESS = "badgateway_proxy_dns_success",
+        PROXY_DNS_NEXT_RESOLUTION_TIMESTAMP_SECONDS = "badgateway_proxy_dns_next_resolution_timestamp_seconds",
         VANTAGE_UP = "badgateway_vantage_up",
     ]
     /// The origin agent.

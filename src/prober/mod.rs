@@ -3,11 +3,13 @@
 //! scrape to read.
 //!
 //! Data flows `scheduler` (one task per site) → `round` (every path and
-//! address of a site at once, with the state carried from round to round)
+//! address of a site at once, with the state carried from round to round;
+//! `edges` finds the addresses of a proxy by DNS)
 //! → `probe` (HTTP, ICMP, TCP handshakes; `tls` is their TLS client) →
 //! `results` (the latest round of each site) → `render` (the round as
 //! metrics text, made once when it ends).
 
+pub mod edges;
 pub mod probe;
 pub mod render;
 pub mod results;

@@ -34,12 +34,15 @@ pub enum ProbeFamily {
     Admits,
     Blocked,
     Finished,
+    ProxyAddresses,
+    ProxyDnsSuccess,
+    ProxyDnsNext,
 }
 
 use ProbeFamily as F;
 
 impl ProbeFamily {
-    pub const ALL: [ProbeFamily; 19] = [
+    pub const ALL: [ProbeFamily; 22] = [
         F::Success,
         F::Status,
         F::Phase,
@@ -59,6 +62,9 @@ impl ProbeFamily {
         F::Admits,
         F::Blocked,
         F::Finished,
+        F::ProxyAddresses,
+        F::ProxyDnsSuccess,
+        F::ProxyDnsNext,
     ];
 
     /// Name, type and help.
@@ -83,6 +89,9 @@ impl ProbeFamily {
             F::Admits => (names::ORIGIN_ADMITS_PROBER, "gauge", "1 when the origin admits this prober's direct probes; 0 when they fail while the site works through the proxy (an origin that admits only the forwarding ranges), held until one succeeds: its direct failures are then no evidence about the origin."),
             F::Blocked => (names::FORWARDING_IP_BLOCKED, "gauge", "1 when, in the last round, a probe through some proxy address failed at the proxy-to-origin hop while every origin address answered straight."),
             F::Finished => (names::LAST_ROUND_TIMESTAMP_SECONDS, "gauge", "Unix time the last probe round of the site finished."),
+            F::ProxyAddresses => (names::PROXY_ADDRESSES, "gauge", "A site with no proxy list: how many addresses DNS answered for its url host (A and AAAA) in the last good answer; the first max_proxy_addresses of them, sorted, are probed."),
+            F::ProxyDnsSuccess => (names::PROXY_DNS_SUCCESS, "gauge", "A site with no proxy list: 1 when the last resolution of its url host answered; 0 when it failed (the last good addresses stay probed for 10 minutes, then the proxy path fails with error dns)."),
+            F::ProxyDnsNext => (names::PROXY_DNS_NEXT_RESOLUTION_TIMESTAMP_SECONDS, "gauge", "A site with no proxy list: Unix time its url host is resolved again (when the answer's shortest TTL runs out, 5s to 1h; sooner after a failure)."),
         }
     }
 
@@ -111,6 +120,19 @@ fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             w.add(F::Finished, &labels.site, "", finished);
+        }
+        F::ProxyAddresses | F::ProxyDnsSuccess | F::ProxyDnsNext => {
+            let Some(dns) = &result.proxy_dns else {
+                return;
+            };
+            let next = dns
+                .next
+                .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            w.add(F::ProxyAddresses, &labels.site, "", dns.found as f64);
+            let up = bool_value(dns.failure.is_none());
+            w.add(F::ProxyDnsSuccess, &labels.site, "", up);
+            w.add(F::ProxyDnsNext, &labels.site, "", next);
         }
         _ => {
             for (t, base) in result.targets.iter().zip(&labels.targets) {
@@ -359,6 +381,7 @@ mod tests {
                 ],
                 forwarding_ip_blocked: i % 2 == 0,
                 finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+                proxy_dns: None,
             };
             results.record(&format!("site\"{i}"), result);
         }

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use crate::diagnosis::answer::Kind;
 use crate::exposition::escape;
+use crate::prober::edges::ProxyAddresses;
 use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
 /// What one round found on one (path, address) of a site, and what the
@@ -17,8 +18,9 @@ use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 #[derive(Clone, Debug)]
 pub struct TargetResult {
     pub path: Path,
-    /// The `address` label: the configured address, or the URL host when
-    /// the proxy is found by DNS.
+    /// The `address` label: the configured address, or the one DNS
+    /// answered for a proxy found by DNS (the URL host when it answered
+    /// none).
     pub address: String,
     /// The round's HTTP outcome: its first failed request, else its last.
     pub http: HttpOutcome,
@@ -154,6 +156,8 @@ pub struct SiteResult {
     /// hop in this round.
     pub forwarding_ip_blocked: bool,
     pub finished: SystemTime,
+    /// The proxy's addresses by DNS, when the site lists none.
+    pub proxy_dns: Option<ProxyAddresses>,
 }
 
 impl SiteResult {
