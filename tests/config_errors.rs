@@ -1072,6 +1072,7 @@ fn deploy_example_parses() {
     assert_eq!(shop.timeout, Duration::from_secs(3));
     let api = &config.sites[1];
     assert_eq!(api.url.scheme(), "http");
+    assert_eq!(api.max_proxy_addresses, 4);
     assert!(
         api.proxy.is_empty(),
         "the http site resolves the proxy by DNS"
