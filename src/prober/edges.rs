@@ -33,6 +33,9 @@ pub const KEEP_AFTER_FAILURE: Duration = Duration::from_secs(600);
 pub struct Edges {
     host: String,
     timeout: Duration,
+    /// The site's `source_address`: only addresses of its family are
+    /// probed.
+    source: Option<IpAddr>,
     state: Mutex<State>,
 }
 
@@ -75,6 +78,7 @@ impl Edges {
         Some(Edges {
             host: host.to_owned(),
             timeout: site.timeout,
+            source: site.source_address,
             state: Mutex::new(State::default()),
         })
     }
@@ -85,11 +89,22 @@ impl Edges {
         let mut state = self.state.lock().await;
         let now = Instant::now();
         if state.next.is_none_or(|next| now >= next) {
+            let before = state.addresses.clone();
             let answer = self.resolve(&mut state).await;
             state.record(Instant::now(), answer);
-            if let Some(why) = &state.failure {
-                tracing::warn!(host = %self.host, error = %why, kept = state.addresses.len(),
-                    "resolving the proxy's addresses failed");
+            match &state.failure {
+                // Once per run of failures; the retries are logged at debug.
+                Some(why) if state.failures == 1 => {
+                    tracing::warn!(host = %self.host, error = %why, kept = state.addresses.len(),
+                        "resolving the proxy's addresses failed")
+                }
+                Some(why) => tracing::debug!(host = %self.host, error = %why,
+                    kept = state.addresses.len(), "resolving the proxy's addresses failed again"),
+                None if state.addresses != before => {
+                    tracing::info!(host = %self.host, addresses = ?state.addresses,
+                        "the proxy's addresses changed")
+                }
+                None => {}
             }
         }
         state.view(max)
@@ -112,12 +127,38 @@ impl Edges {
             state.resolver = None;
         }
         let found = found?;
-        let addresses: Vec<IpAddr> = found.iter().collect();
-        if addresses.is_empty() {
+        let answered: Vec<IpAddr> = found.iter().collect();
+        if answered.is_empty() {
             return Err(format!("{} has no address", self.host));
+        }
+        let mut addresses: Vec<IpAddr> = answered
+            .iter()
+            .copied()
+            .filter(|ip| reachable(*ip, self.source))
+            .collect();
+        if addresses.is_empty() {
+            // None reachable: probe them all, and their failure (no route,
+            // a source address this host lacks) says so.
+            addresses = answered;
         }
         Ok((addresses, shortest_ttl(&found)))
     }
+}
+
+/// This host has a route to `ip` from `source` (or any address of its
+/// family), as getaddrinfo's AI_ADDRCONFIG leaves out AAAA answers on a
+/// host without IPv6: a UDP socket's connect looks the route up and sends
+/// nothing.
+fn reachable(ip: IpAddr, source: Option<IpAddr>) -> bool {
+    let from = match (source, ip) {
+        (Some(s), _) if s.is_ipv4() != ip.is_ipv4() => return false,
+        (Some(s), _) => s,
+        (None, IpAddr::V4(_)) => IpAddr::from([0u8; 4]),
+        (None, IpAddr::V6(_)) => IpAddr::from([0u16; 8]),
+    };
+    std::net::UdpSocket::bind((from, 0))
+        .and_then(|s| s.connect((ip, 53)))
+        .is_ok()
 }
 
 /// The resolver of the system's settings (`/etc/resolv.conf`, the hosts
@@ -257,6 +298,15 @@ mod tests {
         s.record(t1, Ok((ips(&["192.0.2.3"]), ttl)));
         assert_eq!(s.view(8).failure, None);
         assert_eq!(s.next, Some(t1 + ttl));
+    }
+
+    #[test]
+    fn addresses_of_another_family_than_the_source_are_left_out() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(reachable(v4, None));
+        assert!(reachable(v4, Some(v4)));
+        assert!(!reachable(v6, Some(v4)));
     }
 
     #[test]

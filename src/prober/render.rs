@@ -89,7 +89,7 @@ impl ProbeFamily {
             F::Admits => (names::ORIGIN_ADMITS_PROBER, "gauge", "1 when the origin admits this prober's direct probes; 0 when they fail while the site works through the proxy (an origin that admits only the forwarding ranges), held until one succeeds: its direct failures are then no evidence about the origin."),
             F::Blocked => (names::FORWARDING_IP_BLOCKED, "gauge", "1 when, in the last round, a probe through some proxy address failed at the proxy-to-origin hop while every origin address answered straight."),
             F::Finished => (names::LAST_ROUND_TIMESTAMP_SECONDS, "gauge", "Unix time the last probe round of the site finished."),
-            F::ProxyAddresses => (names::PROXY_ADDRESSES, "gauge", "A site with no proxy list: how many addresses DNS answered for its url host (A and AAAA) in the last good answer; the first max_proxy_addresses of them, sorted, are probed."),
+            F::ProxyAddresses => (names::PROXY_ADDRESSES, "gauge", "A site with no proxy list: how many addresses DNS answered for its url host (A and AAAA, those this host can reach) in the last good answer; the first max_proxy_addresses of them, sorted, are probed."),
             F::ProxyDnsSuccess => (names::PROXY_DNS_SUCCESS, "gauge", "A site with no proxy list: 1 when the last resolution of its url host answered; 0 when it failed (the last good addresses stay probed for 10 minutes, then the proxy path fails with error dns)."),
             F::ProxyDnsNext => (names::PROXY_DNS_NEXT_RESOLUTION_TIMESTAMP_SECONDS, "gauge", "A site with no proxy list: Unix time its url host is resolved again (when the answer's shortest TTL runs out, 5s to 1h; sooner after a failure)."),
         }
