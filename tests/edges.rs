@@ -22,6 +22,9 @@ const DNS_IP: &str = "127.0.0.53";
 /// The edge addresses DNS may answer, and the origin.
 const EDGES: [&str; 3] = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
 const ORIGIN: &str = "192.0.2.20";
+/// A second name, answered with an A and an AAAA record all along.
+const DUAL: &str = "dual.example.com";
+const DUAL_EDGES: [&str; 2] = ["192.0.2.13", "2001:db8::13"];
 const PORT: u16 = 8080;
 const HOST: &str = "www.example.com";
 
@@ -56,6 +59,8 @@ impl World {
         for ip in EDGES.iter().chain([&ORIGIN]) {
             ns.exec(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"]);
         }
+        let v6 = format!("{}/128", DUAL_EDGES[1]);
+        ns.exec(&["ip", "addr", "add", &v6, "dev", "lo", "nodad"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let world_dir = dir.path().to_owned();
         fs::write(world_dir.join("index.html"), "ok\n").unwrap();
@@ -65,8 +70,9 @@ impl World {
                 "-m",
                 "http.server",
                 &PORT.to_string(),
+                // Both families: Python's server is dual-stack on "::".
                 "--bind",
-                "0.0.0.0",
+                "::",
                 "--directory",
                 &world_dir.to_string_lossy(),
             ],
@@ -145,7 +151,11 @@ impl World {
 }
 
 fn write_hosts(path: &Path, answers: &[&str]) {
-    let text: String = answers.iter().map(|ip| format!("{ip} {HOST}\n")).collect();
+    let text: String = answers
+        .iter()
+        .map(|ip| format!("{ip} {HOST}\n"))
+        .chain(DUAL_EDGES.iter().map(|ip| format!("{ip} {DUAL}\n")))
+        .collect();
     fs::write(path, text).unwrap();
 }
 
@@ -244,18 +254,21 @@ fn every_address_dns_answers_is_probed_and_gone_ones_leave() {
 }
 
 /// More answers than `max_proxy_addresses`: the lowest two are probed,
-/// and all three are counted as found. A name DNS does not know fails
-/// the proxy path with the `dns` error kind on the url host.
+/// and all three are counted as found. A and AAAA answers are probed
+/// alike. A name DNS does not know fails the proxy path with the `dns`
+/// error kind on the url host.
 #[test]
 fn only_the_first_max_addresses_are_probed_and_an_unknown_name_fails_as_dns() {
     let world = World::new(&[EDGES[2], EDGES[0], EDGES[1]]);
     let unknown = format!(
         "  - name: unknown\n    url: http://nowhere.example.com:{PORT}/\n    origin: [{ORIGIN}]\n"
     );
-    let sites = site("capped", "    max_proxy_addresses: 2\n") + &unknown;
+    let dual = format!("  - name: dual\n    url: http://{DUAL}:{PORT}/\n    origin: [{ORIGIN}]\n");
+    let sites = site("capped", "    max_proxy_addresses: 2\n") + &unknown + &dual;
     let (_exporter, at) = world.exporter(&sites);
     let s = world.scrape_until(at, Duration::from_secs(30), |s| {
         probed_exactly(s, "capped", &EDGES[..2], 3)
+            && probed_exactly(s, "dual", &DUAL_EDGES, 2)
             && s.get("badgateway_proxy_dns_success", &[("site", "unknown")]) == Some(0.0)
     });
     let dns_error = s.get(
