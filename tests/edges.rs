@@ -52,10 +52,15 @@ impl Drop for EtcNetns {
 
 impl World {
     fn new(answers: &[&str]) -> World {
+        World::with(answers, &format!("nameserver {DNS_IP}\n"), DNS_IP)
+    }
+
+    /// With `resolv_conf` in the namespace, and the DNS server on `dns_ip`.
+    fn with(answers: &[&str], resolv_conf: &str, dns_ip: &str) -> World {
         let ns = Netns::new("edg");
         let etc = EtcNetns(PathBuf::from("/etc/netns").join(&ns.name));
         fs::create_dir_all(&etc.0).expect("/etc/netns");
-        fs::write(etc.0.join("resolv.conf"), format!("nameserver {DNS_IP}\n")).unwrap();
+        fs::write(etc.0.join("resolv.conf"), resolv_conf).unwrap();
         for ip in EDGES.iter().chain([&ORIGIN]) {
             ns.exec(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"]);
         }
@@ -89,7 +94,7 @@ impl World {
                 &format!("--addn-hosts={}", hosts.display()),
                 "--local-ttl=2",
                 "--port=53",
-                &format!("--listen-address={DNS_IP}"),
+                &format!("--listen-address={dns_ip}"),
                 "--bind-interfaces",
                 "--keep-in-foreground",
                 "--user=root",
@@ -148,6 +153,13 @@ impl World {
             }
         })
     }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 fn write_hosts(path: &Path, answers: &[&str]) {
@@ -216,10 +228,7 @@ fn every_address_dns_answers_is_probed_and_gone_ones_leave() {
             &[("site", "cdn")],
         )
         .expect("next resolution");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
+    let now = now();
     assert!(
         (now - 1.0..=now + 6.0).contains(&next),
         "next {next}, now {now}"
@@ -292,5 +301,28 @@ fn only_the_first_max_addresses_are_probed_and_an_unknown_name_fails_as_dns() {
             &[("site", "unknown"), ("path", "origin")]
         ),
         Some(1.0)
+    );
+}
+
+/// A resolv.conf with no nameserver line, which the exporter's resolver
+/// cannot use and glibc takes as 127.0.0.1: the system's resolver answers
+/// instead, kept 30 s for want of a TTL.
+#[test]
+fn without_a_nameserver_line_the_system_resolver_answers() {
+    let world = World::with(&EDGES[..2], "options ndots:1\n", "127.0.0.1");
+    let (_exporter, at) = world.exporter(&site("cdn", ""));
+    let s = world.scrape_until(at, Duration::from_secs(30), |s| {
+        probed_exactly(s, "cdn", &EDGES[..2], 2)
+    });
+    let next = s
+        .get(
+            "badgateway_proxy_dns_next_resolution_timestamp_seconds",
+            &[("site", "cdn")],
+        )
+        .expect("next resolution");
+    let now = now();
+    assert!(
+        (now + 20.0..=now + 31.0).contains(&next),
+        "next {next}, now {now}"
     );
 }

@@ -5,7 +5,9 @@
 //! its shortest TTL runs out (within `MIN_TTL`..=`MAX_TTL`). A failed
 //! resolution is retried with a growing pause and leaves the last good
 //! addresses probed for `KEEP_AFTER_FAILURE`; then the proxy path fails
-//! with the `dns` error kind, as a probe that cannot resolve does.
+//! with the `dns` error kind, as a probe that cannot resolve does. Where
+//! the resolver's settings cannot be read, the system's resolver answers,
+//! without a TTL.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +27,9 @@ pub const MAX_TTL: Duration = Duration::from_secs(3600);
 /// The first pause after a failed resolution; it doubles up to the cap.
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long an answer of the system's resolver, which gives no TTL, is
+/// kept: when the resolver's settings cannot be read here.
+const SYSTEM_TTL: Duration = Duration::from_secs(30);
 /// The last good addresses stay probed this long after the answer they
 /// came from ran out while the resolver fails.
 pub const KEEP_AFTER_FAILURE: Duration = Duration::from_secs(600);
@@ -112,7 +117,10 @@ impl Edges {
 
     async fn resolve(&self, state: &mut State) -> Result<(Vec<IpAddr>, Duration), String> {
         if state.resolver.is_none() {
-            state.resolver = Some(build_resolver()?);
+            match build_resolver() {
+                Ok(r) => state.resolver = Some(r),
+                Err(why) => return self.resolve_by_system(&why).await,
+            }
         }
         let resolver = state.resolver.as_ref().expect("just built");
         let lookup = tokio::time::timeout(self.timeout, resolver.lookup_ip(self.host.as_str()));
@@ -127,21 +135,41 @@ impl Edges {
             state.resolver = None;
         }
         let found = found?;
-        let answered: Vec<IpAddr> = found.iter().collect();
+        let addresses = self.usable(found.iter().collect())?;
+        Ok((addresses, shortest_ttl(&found)))
+    }
+
+    /// The system's resolver (getaddrinfo), when its settings cannot be
+    /// read here (no nameserver line, which glibc takes as 127.0.0.1): it
+    /// gives no TTL, so its answer is kept `SYSTEM_TTL`.
+    async fn resolve_by_system(&self, why: &str) -> Result<(Vec<IpAddr>, Duration), String> {
+        tracing::debug!(host = %self.host, error = why, "resolving by the system's resolver");
+        let lookup = tokio::net::lookup_host((self.host.as_str(), 0));
+        let answered: Vec<IpAddr> = match tokio::time::timeout(self.timeout, lookup).await {
+            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+            Ok(Err(e)) => return Err(format!("resolving {}: {e} ({why})", self.host)),
+            Err(_) => return Err(format!("resolving {} timed out ({why})", self.host)),
+        };
+        Ok((self.usable(answered)?, SYSTEM_TTL))
+    }
+
+    /// The answered addresses this host can reach from the site's source;
+    /// all of them when it can reach none, so that their failure (no
+    /// route, a source address this host lacks) says so.
+    fn usable(&self, answered: Vec<IpAddr>) -> Result<Vec<IpAddr>, String> {
         if answered.is_empty() {
             return Err(format!("{} has no address", self.host));
         }
-        let mut addresses: Vec<IpAddr> = answered
+        let addresses: Vec<IpAddr> = answered
             .iter()
             .copied()
             .filter(|ip| reachable(*ip, self.source))
             .collect();
-        if addresses.is_empty() {
-            // None reachable: probe them all, and their failure (no route,
-            // a source address this host lacks) says so.
-            addresses = answered;
-        }
-        Ok((addresses, shortest_ttl(&found)))
+        Ok(if addresses.is_empty() {
+            answered
+        } else {
+            addresses
+        })
     }
 }
 
