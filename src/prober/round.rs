@@ -98,7 +98,7 @@ impl SiteProber {
                 .site
                 .proxy
                 .iter()
-                .cloned()
+                .copied()
                 .map(Target::Pinned)
                 .collect();
         }
