@@ -533,6 +533,18 @@ fn site_source_origin_and_proxy_cases() -> Vec<Case> {
             Some((5, 25)),
             &["sites[0].proxy_idle_timeout", "invalid duration"],
         ),
+        case(
+            "max proxy addresses out of range",
+            site_with("    max_proxy_addresses: 65\n"),
+            Some((5, 26)),
+            &["sites[0].max_proxy_addresses", "65", "1 to 64"],
+        ),
+        case(
+            "max proxy addresses zero in probe",
+            "probe:\n  max_proxy_addresses: 0\n",
+            Some((2, 24)),
+            &["probe.max_proxy_addresses", "0 is out of range", "1 to 64"],
+        ),
     ]
 }
 
@@ -897,6 +909,7 @@ fn full_example_probe() -> ProbeDefaults {
         },
         proxy_requests: 5,
         proxy_idle_timeout: Some(Duration::from_secs(75)),
+        max_proxy_addresses: 6,
         body_limit_bytes: 131_072,
     }
 }
@@ -962,6 +975,7 @@ fn full_example_shop(dir: &Path) -> Site {
         icmp: true,
         proxy_requests: 2,
         proxy_idle_timeout: None,
+        max_proxy_addresses: 3,
         body_limit_bytes: 131_072,
     }
 }
@@ -1016,6 +1030,10 @@ fn check_api_takes_the_defaults(api: &Site) {
         api.proxy_idle_timeout,
         Some(Duration::from_secs(75)),
         "inherits probe.proxy_idle_timeout"
+    );
+    assert_eq!(
+        api.max_proxy_addresses, 6,
+        "inherits probe.max_proxy_addresses"
     );
     assert_eq!(api.body_limit_bytes, 131_072);
 }
@@ -1079,6 +1097,7 @@ fn deploy_example_parses() {
     assert_eq!(shop.timeout, Duration::from_secs(3));
     let api = &config.sites[1];
     assert_eq!(api.url.scheme(), "http");
+    assert_eq!(api.max_proxy_addresses, 4);
     assert!(
         api.proxy.is_empty(),
         "the http site resolves the proxy by DNS"

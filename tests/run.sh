@@ -12,6 +12,7 @@ fi
 
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v promtool >/dev/null || need+=(prometheus)
 { command -v amtool && { command -v prometheus-alertmanager || command -v alertmanager; }; } >/dev/null || need+=(prometheus-alertmanager)
 command -v iptables >/dev/null || need+=(iptables)

@@ -27,7 +27,7 @@ pub(crate) struct RawConfig {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with the keys `interval`, `timeout`, `icmp`, `tcp`, `proxy_requests`, `proxy_idle_timeout` and `body_limit_bytes`"
+    expecting = "a mapping with the keys `interval`, `timeout`, `icmp`, `tcp`, `proxy_requests`, `proxy_idle_timeout`, `max_proxy_addresses` and `body_limit_bytes`"
 )]
 pub(crate) struct RawProbe {
     pub interval: Option<String>,
@@ -36,6 +36,7 @@ pub(crate) struct RawProbe {
     pub tcp: Option<RawEchoes>,
     pub proxy_requests: Option<i64>,
     pub proxy_idle_timeout: Option<String>,
+    pub max_proxy_addresses: Option<i64>,
     // Signed so that a negative number is a range error with a position,
     // not a serde type error that hides every other problem.
     pub body_limit_bytes: Option<i64>,
@@ -79,6 +80,7 @@ pub(crate) struct RawSite {
     pub icmp: Option<bool>,
     pub proxy_requests: Option<i64>,
     pub proxy_idle_timeout: Option<String>,
+    pub max_proxy_addresses: Option<i64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -22,6 +22,8 @@ pub const DEFAULT_PROXY_REQUESTS: u32 = 3;
 /// and nginx's (`keepalive_timeout` of an upstream block), the common
 /// ones; an origin that closes idle connections sooner races the proxy.
 pub const DEFAULT_PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default number of a proxy's DNS addresses probed per round.
+pub const DEFAULT_MAX_PROXY_ADDRESSES: u32 = 8;
 /// Default number of response body bytes a probe reads.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 65_536;
 /// Default ports the agent watches.
@@ -56,6 +58,8 @@ pub struct ProbeDefaults {
     /// The proxy's idle timeout for its connections to the origin; `None`
     /// (`off`) when the origin's is not watched.
     pub proxy_idle_timeout: Option<Duration>,
+    /// A proxy found by DNS: at most this many of its addresses are probed.
+    pub max_proxy_addresses: u32,
     pub body_limit_bytes: usize,
 }
 
@@ -68,6 +72,7 @@ impl Default for ProbeDefaults {
             tcp: EchoSettings::default(),
             proxy_requests: DEFAULT_PROXY_REQUESTS,
             proxy_idle_timeout: Some(DEFAULT_PROXY_IDLE_TIMEOUT),
+            max_proxy_addresses: DEFAULT_MAX_PROXY_ADDRESSES,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
         }
     }
@@ -100,8 +105,8 @@ pub struct Site {
     pub name: String,
     /// http or https, always with a host.
     pub url: url::Url,
-    /// The proxy's addresses; empty means "resolve the url host by DNS at
-    /// probe time".
+    /// The proxy's addresses; empty means "resolve the url host by DNS",
+    /// again whenever the answer's TTL runs out, and probe each address.
     pub proxy: Vec<Address>,
     /// The origin's addresses; never empty.
     pub origin: Vec<Address>,
@@ -138,6 +143,10 @@ pub struct Site {
     /// proxy's idle timeout for its connections to the origin, which the
     /// origin's own is compared with; `None` (`off`) watches nothing.
     pub proxy_idle_timeout: Option<Duration>,
+    /// The site's `max_proxy_addresses`, or `probe.max_proxy_addresses`:
+    /// a proxy found by DNS has at most this many of its addresses probed,
+    /// the lowest first.
+    pub max_proxy_addresses: u32,
     /// From `probe.body_limit_bytes`.
     pub body_limit_bytes: usize,
 }

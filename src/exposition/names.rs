@@ -43,6 +43,9 @@ names! {
         PATH_ROUTE_ID = "badgateway_path_route_id",
         PATH_TRACE_TIMESTAMP_SECONDS = "badgateway_path_trace_timestamp_seconds",
         LAST_ROUND_TIMESTAMP_SECONDS = "badgateway_last_round_timestamp_seconds",
+        PROXY_ADDRESSES = "badgateway_proxy_addresses",
+        PROXY_DNS_SUCCESS = "badgateway_proxy_dns_success",
+        PROXY_DNS_NEXT_RESOLUTION_TIMESTAMP_SECONDS = "badgateway_proxy_dns_next_resolution_timestamp_seconds",
         VANTAGE_UP = "badgateway_vantage_up",
     ]
     /// The origin agent.

@@ -41,12 +41,15 @@ pub enum ProbeFamily {
     RouteId,
     Traced,
     Finished,
+    ProxyAddresses,
+    ProxyDnsSuccess,
+    ProxyDnsNext,
 }
 
 use ProbeFamily as F;
 
 impl ProbeFamily {
-    pub const ALL: [ProbeFamily; 26] = [
+    pub const ALL: [ProbeFamily; 29] = [
         F::Success,
         F::Status,
         F::Phase,
@@ -73,6 +76,9 @@ impl ProbeFamily {
         F::RouteId,
         F::Traced,
         F::Finished,
+        F::ProxyAddresses,
+        F::ProxyDnsSuccess,
+        F::ProxyDnsNext,
     ];
 
     /// Name, type and help.
@@ -104,6 +110,9 @@ impl ProbeFamily {
             F::RouteId => (names::PATH_ROUTE_ID, "gauge", "From the last path probe: a hash of the hops' addresses in order; a new value is a route change."),
             F::Traced => (names::PATH_TRACE_TIMESTAMP_SECONDS, "gauge", "Unix time of the last path probe."),
             F::Finished => (names::LAST_ROUND_TIMESTAMP_SECONDS, "gauge", "Unix time the last probe round of the site finished."),
+            F::ProxyAddresses => (names::PROXY_ADDRESSES, "gauge", "A site with no proxy list: how many addresses DNS answered for its url host (A and AAAA, those this host can reach) in the last good answer; the first max_proxy_addresses of them, sorted, are probed."),
+            F::ProxyDnsSuccess => (names::PROXY_DNS_SUCCESS, "gauge", "A site with no proxy list: 1 when the last resolution of its url host answered; 0 when it failed (the last good addresses stay probed for 10 minutes, then the proxy path fails with error dns)."),
+            F::ProxyDnsNext => (names::PROXY_DNS_NEXT_RESOLUTION_TIMESTAMP_SECONDS, "gauge", "A site with no proxy list: Unix time its url host is resolved again (when the answer's shortest TTL runs out, 5s to 1h; sooner after a failure)."),
         }
     }
 
@@ -134,6 +143,19 @@ fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             w.add(F::Finished, &labels.site, "", finished);
+        }
+        F::ProxyAddresses | F::ProxyDnsSuccess | F::ProxyDnsNext => {
+            let Some(dns) = &result.proxy_dns else {
+                return;
+            };
+            let next = dns
+                .next
+                .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            w.add(F::ProxyAddresses, &labels.site, "", dns.found as f64);
+            let up = bool_value(dns.failure.is_none());
+            w.add(F::ProxyDnsSuccess, &labels.site, "", up);
+            w.add(F::ProxyDnsNext, &labels.site, "", next);
         }
         _ => {
             for (t, base) in result.targets.iter().zip(&labels.targets) {
@@ -438,6 +460,7 @@ mod tests {
                 finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
                 keepalive: None,
                 traces: Vec::new(),
+                proxy_dns: None,
             };
             let summary = crate::prober::results::RoundSummary::new(&result, None, false, false);
             results.record(&format!("site\"{i}"), result, summary);

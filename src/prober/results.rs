@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::diagnosis::answer::Kind;
 use crate::exposition::escape;
+use crate::prober::edges::ProxyAddresses;
 use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 
 /// What one round found on one (path, address) of a site, and what the
@@ -18,8 +19,9 @@ use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, Path};
 #[derive(Clone, Debug)]
 pub struct TargetResult {
     pub path: Path,
-    /// The `address` label: the configured address, or the URL host when
-    /// the proxy is found by DNS.
+    /// The `address` label: the configured address, or the one DNS
+    /// answered for a proxy found by DNS (the URL host when it answered
+    /// none).
     pub address: String,
     /// The round's HTTP outcome: its first failed request, else its last.
     pub http: HttpOutcome,
@@ -163,6 +165,8 @@ pub struct SiteResult {
     )>,
     /// The last path probe of each target whose echoes were lost.
     pub traces: Vec<crate::prober::trace::TargetTrace>,
+    /// The proxy's addresses by DNS, when the site lists none.
+    pub proxy_dns: Option<ProxyAddresses>,
 }
 
 impl SiteResult {
@@ -389,6 +393,7 @@ mod tests {
             finished: UNIX_EPOCH + Duration::from_secs(at),
             keepalive: None,
             traces: Vec::new(),
+            proxy_dns: None,
         };
         let summary = RoundSummary::new(&result, None, false, false);
         (result, summary)

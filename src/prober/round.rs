@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::config::{Address, EchoSettings, Site};
 use crate::diagnosis::answer::{self, Kind};
 use crate::diagnosis::forwarding;
+use crate::prober::edges::{Edges, ProxyAddresses};
 use crate::prober::probe::http::{self, Destination};
 use crate::prober::probe::icmp::Pingers;
 use crate::prober::probe::{tcp, EchoRound, ErrorKind, HttpOutcome, Path};
@@ -30,6 +31,9 @@ pub struct SiteProber {
     /// Run the TCP handshakes on every target, whatever ICMP does: for a
     /// one-off round (`diagnose`), which has no earlier round to learn from.
     pub tcp_always: bool,
+    /// The proxy's addresses by DNS, when the site lists none
+    /// (`Edges::for_site`).
+    pub edges: Option<Edges>,
 }
 
 /// What one probe task returns.
@@ -46,27 +50,29 @@ impl SiteProber {
     /// One round; `previous` is this site's last round, whose per-target
     /// state (ICMP silence, admission, counters) carries over.
     pub async fn round(self: &Arc<Self>, previous: Option<&SiteResult>) -> SiteResult {
-        let mut probes = JoinSet::new();
-        let proxies: Vec<Option<Address>> = if self.site.proxy.is_empty() {
-            vec![None]
-        } else {
-            self.site.proxy.iter().cloned().map(Some).collect()
+        let dns = match &self.edges {
+            Some(edges) => Some(edges.current(self.site.max_proxy_addresses as usize).await),
+            None => None,
         };
-        let targets = proxies.into_iter().map(|a| (Path::Proxy, a)).chain(
-            self.site
-                .origin
-                .iter()
-                .cloned()
-                .map(|a| (Path::Origin, Some(a))),
-        );
-        for (order, (path, address)) in targets.enumerate() {
+        let mut probes = JoinSet::new();
+        let targets = self
+            .proxy_targets(dns.as_ref())
+            .into_iter()
+            .map(|t| (Path::Proxy, t))
+            .chain(
+                self.site
+                    .origin
+                    .iter()
+                    .map(|a| (Path::Origin, Target::Pinned(*a))),
+            );
+        for (order, (path, target)) in targets.enumerate() {
             let me = Arc::clone(self);
-            let label = label(&self.site, address.as_ref());
+            let label = label(&self.site, &target);
             let was_silent = previous
                 .and_then(|p| find(p, path, &label))
                 .is_some_and(|t| t.icmp_silent);
             probes.spawn(async move {
-                let probed = me.probe_target(path, address, label, was_silent).await;
+                let probed = me.probe_target(path, target, label, was_silent).await;
                 (order, probed)
             });
         }
@@ -78,19 +84,50 @@ impl SiteProber {
             }
         }
         done.sort_by_key(|(order, _)| *order);
-        judge_round(done.into_iter().map(|(_, p)| p).collect(), previous)
+        let mut result = judge_round(done.into_iter().map(|(_, p)| p).collect(), previous);
+        result.proxy_dns = dns;
+        result
+    }
+
+    /// The proxy path's targets: the configured addresses; else each
+    /// address DNS answered, pinned; else the url host (an IP address,
+    /// or a name that did not resolve).
+    fn proxy_targets(&self, dns: Option<&ProxyAddresses>) -> Vec<Target> {
+        if !self.site.proxy.is_empty() {
+            return self
+                .site
+                .proxy
+                .iter()
+                .copied()
+                .map(Target::Pinned)
+                .collect();
+        }
+        match dns {
+            None => vec![Target::Dns],
+            Some(d) if d.probed.is_empty() => {
+                vec![Target::Unresolved(d.failure.clone().unwrap_or_default())]
+            }
+            Some(d) => d
+                .probed
+                .iter()
+                .map(|&ip| Target::Pinned(Address { ip, port: None }))
+                .collect(),
+        }
     }
 
     async fn probe_target(
         &self,
         path: Path,
-        address: Option<Address>,
+        target: Target,
         label: String,
         was_silent: bool,
     ) -> Probed {
-        let destination = match &address {
-            Some(a) => Destination::Pinned(a),
-            None => Destination::Dns,
+        let (address, destination) = match &target {
+            Target::Pinned(a) => (Some(a), Destination::Pinned(a)),
+            Target::Dns => (None, Destination::Dns),
+            Target::Unresolved(why) => {
+                return self.unresolved(path, label, why);
+            }
         };
         let source = self.site.source_on(path);
         let port = self.site.port_on(path);
@@ -104,7 +141,7 @@ impl SiteProber {
         let http = futures_util::future::join_all(
             (0..n).map(|_| http::probe(&self.site, path, destination, &self.tls)),
         );
-        let (http, icmp, tcp) = match &address {
+        let (http, icmp, tcp) = match address {
             // A known address: HTTP and the echoes at once.
             Some(a) => {
                 let (http, (icmp, tcp)) =
@@ -137,6 +174,25 @@ impl SiteProber {
             requests: http,
             icmp,
             tcp,
+        }
+    }
+
+    /// A proxy whose url host did not resolve: every request of the round
+    /// fails as a probe that cannot resolve does, and none is sent.
+    fn unresolved(&self, path: Path, label: String, why: &str) -> Probed {
+        let failed = HttpOutcome {
+            error: Some(ErrorKind::Dns),
+            detail: Some(why.to_owned()),
+            ..HttpOutcome::default()
+        };
+        tracing::debug!(site = %self.site.name, %path, address = %label, error = %ErrorKind::Dns,
+            detail = why, "probe failed");
+        Probed {
+            path,
+            label,
+            requests: vec![failed; self.site.proxy_requests as usize],
+            icmp: None,
+            tcp: None,
         }
     }
 
@@ -180,11 +236,23 @@ impl SiteProber {
     }
 }
 
-/// The `address` label of a target.
-fn label(site: &Site, address: Option<&Address>) -> String {
-    match address {
-        Some(a) => a.to_string(),
-        None => site.host().to_owned(),
+/// Where one probe task goes.
+enum Target {
+    /// A configured address, or one DNS answered for the proxy.
+    Pinned(Address),
+    /// The url host as the probe resolves it: an IP address.
+    Dns,
+    /// The proxy's url host did not resolve: why.
+    Unresolved(String),
+}
+
+/// The `address` label of a target: keyed by it, the state a round
+/// carries to the next (counters, admission, ICMP silence) follows each
+/// address, and an address gone from DNS takes its series with it.
+fn label(site: &Site, target: &Target) -> String {
+    match target {
+        Target::Pinned(a) => a.to_string(),
+        Target::Dns | Target::Unresolved(_) => site.host().to_owned(),
     }
 }
 
@@ -254,6 +322,7 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
         finished: SystemTime::now(),
         keepalive: None,
         traces: Vec::new(),
+        proxy_dns: None,
     }
 }
 
@@ -475,6 +544,52 @@ mod tests {
             );
             assert!(!last.targets[1].admission.refused, "round {i}");
         }
+    }
+
+    /// Proxy targets by address, as DNS answers them: (address, error).
+    fn edges_round(
+        edges: &[(&str, Option<ErrorKind>)],
+        previous: Option<&SiteResult>,
+    ) -> SiteResult {
+        let mut targets: Vec<Probed> = edges
+            .iter()
+            .map(|(address, error)| Probed {
+                label: (*address).into(),
+                ..probed(Path::Proxy, *error, echoes(10, 0))
+            })
+            .collect();
+        targets.push(probed(Path::Origin, None, None));
+        judge_round(targets, previous)
+    }
+
+    #[test]
+    fn the_state_a_round_carries_follows_each_address_and_leaves_with_it() {
+        let (a, b, c) = ("198.51.100.1", "198.51.100.2", "198.51.100.3");
+        let r1 = edges_round(&[(a, Some(ErrorKind::HttpStatus)), (b, None)], None);
+        assert!(r1.targets[0].icmp_silent && r1.targets[1].icmp_silent);
+        // DNS now answers b and c: a's series and state are gone, b keeps
+        // its own, c starts afresh.
+        let r2 = edges_round(&[(b, None), (c, Some(ErrorKind::HttpStatus))], Some(&r1));
+        let proxies: Vec<&TargetResult> = r2
+            .targets
+            .iter()
+            .filter(|t| t.path == Path::Proxy)
+            .collect();
+        assert_eq!(
+            proxies
+                .iter()
+                .map(|t| t.address.as_str())
+                .collect::<Vec<_>>(),
+            [b, c]
+        );
+        assert_eq!(proxies[0].totals.probes, 2);
+        assert_eq!(proxies[0].totals.failures.iter().sum::<u64>(), 0);
+        assert_eq!(proxies[1].totals.probes, 1);
+        assert_eq!(proxies[1].totals.failures.iter().sum::<u64>(), 1);
+        // a came back: nothing of its old failures is left.
+        let r3 = edges_round(&[(a, None)], Some(&r2));
+        assert_eq!(r3.targets[0].totals.probes, 1);
+        assert_eq!(r3.targets[0].totals.failures.iter().sum::<u64>(), 0);
     }
 
     const REFUSED_ROUNDS: u32 = crate::prober::results::REFUSED_AFTER_ROUNDS;

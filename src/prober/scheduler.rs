@@ -153,6 +153,7 @@ impl Scheduler {
                     tcp: config.probe.tcp.clone(),
                     pingers: Arc::clone(&pingers),
                     tcp_always: false,
+                    edges: crate::prober::edges::Edges::for_site(site),
                 }),
                 results: Arc::clone(&results),
             });

@@ -633,6 +633,7 @@ mod tests {
             finished: SystemTime::now(),
             keepalive: None,
             traces: Vec::new(),
+            proxy_dns: None,
         };
         let r = RoundSummary::new(&result, Some("web_service_down"), false, false);
         assert_eq!(r.failed, Kind::ALL.len() as u32);
@@ -685,6 +686,7 @@ mod tests {
                 finished: SystemTime::now(),
                 keepalive: None,
                 traces: Vec::new(),
+                proxy_dns: None,
             };
             let reason = failing.then_some("proxy_unreachable");
             let summary = RoundSummary::new(&result, reason, false, false);

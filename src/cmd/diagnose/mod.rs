@@ -96,6 +96,7 @@ pub fn run(request: Request) -> Result<u8, DiagnoseError> {
             .map_err(|e| DiagnoseError::Input(e.to_string()))?;
         let progress = report::Progress::start(&site, request.json());
         let prober = Arc::new(SiteProber {
+            edges: crate::prober::edges::Edges::for_site(&site),
             icmp: crate::config::EchoSettings {
                 enabled: true,
                 count: request.count,

@@ -30,7 +30,7 @@ impl Progress {
         let shown = !json && std::io::stderr().is_terminal();
         if shown {
             let proxies = if site.proxy.is_empty() {
-                format!("{} (by DNS)", site.host())
+                format!("{} (every address by DNS)", site.host())
             } else {
                 join(site.proxy.iter().map(|a| a.to_string()))
             };

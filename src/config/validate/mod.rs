@@ -32,6 +32,7 @@ const MAX_COLLECTED: usize = 10_000;
 /// overflowing.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 const MAX_PROXY_REQUESTS: i64 = 100;
+const MAX_PROXY_ADDRESSES: i64 = 64;
 
 pub(crate) fn validate(
     raw: RawConfig,
@@ -172,6 +173,19 @@ impl Validator<'_> {
             return None;
         }
         Some(Some(d))
+    }
+
+    fn max_proxy_addresses(&mut self, path: &YamlPath, n: i64) -> Option<u32> {
+        match u32::try_from(n) {
+            Ok(n) if (1..=MAX_PROXY_ADDRESSES).contains(&i64::from(n)) => Some(n),
+            _ => {
+                self.error(
+                    path,
+                    format!("{n} is out of range; expected 1 to {MAX_PROXY_ADDRESSES} addresses of a proxy found by DNS"),
+                );
+                None
+            }
+        }
     }
 
     fn duration(&mut self, path: &YamlPath, text: &str) -> Option<Duration> {

@@ -37,6 +37,10 @@ impl Validator<'_> {
                         .idle_timeout(&path.key("proxy_idle_timeout"), &text)
                         .unwrap_or(Some(DEFAULT_PROXY_IDLE_TIMEOUT)),
                 },
+                max_proxy_addresses: raw
+                    .max_proxy_addresses
+                    .and_then(|n| self.max_proxy_addresses(&path.key("max_proxy_addresses"), n))
+                    .unwrap_or(DEFAULT_MAX_PROXY_ADDRESSES),
                 body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             },
             interval_ok: interval != Some(None),

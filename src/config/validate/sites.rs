@@ -48,6 +48,10 @@ impl Validator<'_> {
             None => Some(probe.defaults.proxy_idle_timeout),
             Some(text) => self.idle_timeout(&path.key("proxy_idle_timeout"), &text),
         };
+        let max_proxy_addresses = match raw.max_proxy_addresses {
+            None => Some(probe.defaults.max_proxy_addresses),
+            Some(n) => self.max_proxy_addresses(&path.key("max_proxy_addresses"), n),
+        };
 
         Some(Site {
             name: name?,
@@ -69,6 +73,7 @@ impl Validator<'_> {
             icmp: raw.icmp.unwrap_or(probe.defaults.icmp.enabled),
             proxy_requests: proxy_requests?,
             proxy_idle_timeout: proxy_idle_timeout?,
+            max_proxy_addresses: max_proxy_addresses?,
             body_limit_bytes: probe.defaults.body_limit_bytes,
         })
     }
