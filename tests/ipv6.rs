@@ -37,8 +37,9 @@ fn scrape_until(ns: &Netns, what: &str, ready: impl Fn(&Scrape) -> bool) -> Scra
     })
 }
 
-#[test]
-fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
+/// Two namespaces on one IPv6 link; the prober also holds a forwarding
+/// IP. No duplicate address detection: the addresses are usable at once.
+fn link_v6() -> (Netns, Netns) {
     let prober = Netns::new("p6");
     let origin = Netns::new("o6");
     let (a, b) = (unique("p6"), unique("o6"));
@@ -68,13 +69,17 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
             &format!("net.ipv6.conf.{ifname}.accept_dad=0"),
         ]);
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let web = dir.path().join("web");
+    (prober, origin)
+}
+
+/// nginx on the origin, reachable from the prober over IPv6.
+fn serve(prober: &Netns, origin: &Netns, dir: &std::path::Path) -> common::Proc {
+    let web = dir.join("web");
     let conf = nginx_conf(
         &web,
         "  server { listen [::]:80; location / { return 200 \"ok\\n\"; } }\n",
     );
-    let _nginx = origin.spawn_nginx(&web, &conf);
+    let nginx = origin.spawn_nginx(&web, &conf);
     let origin_web: SocketAddr = format!("[{ORIGIN}]:80").parse().unwrap();
     wait::until(Duration::from_secs(10), Duration::from_millis(200), || {
         prober
@@ -82,6 +87,11 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
             .map_err(|e| format!("the origin over IPv6: {e}"))
     });
 
+    nginx
+}
+
+/// The origin's agent, with ip6tables dropping the forwarding range.
+fn start_agent(origin: &Netns, dir: &std::path::Path) -> common::Proc {
     // The origin's agent, and a forwarding range dropped by ip6tables.
     origin.exec(&[
         "ip6tables",
@@ -96,14 +106,14 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
         "-j",
         "DROP",
     ]);
-    let agent_file = dir.path().join("agent.yml");
+    let agent_file = dir.join("agent.yml");
     std::fs::write(
         &agent_file,
         format!("agent:\n  sites: [v6]\n  forwarding_ranges: [\"{RANGE}\"]\n  web_ports: [80, 443]\n  processes: [nginx]\n"),
     )
     .unwrap();
     let agent_file = agent_file.to_string_lossy().into_owned();
-    let _agent = origin.spawn(
+    origin.spawn(
         &[
             BIN,
             "--config",
@@ -111,12 +121,15 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
             "--web.listen-address",
             EXPORTER,
         ],
-        &dir.path().join("agent.log"),
-    );
+        &dir.join("agent.log"),
+    )
+}
 
+/// The prober: HTTP and ICMPv6 to the origin's IPv6 address succeed.
+fn probes_succeed(prober: &Netns, dir: &std::path::Path) -> common::Proc {
     // The prober: the site's proxy and origin both at the origin's IPv6
     // address (the proxy here is the origin itself), ICMPv6 on.
-    let prober_file = dir.path().join("prober.yml");
+    let prober_file = dir.join("prober.yml");
     std::fs::write(
         &prober_file,
         format!(
@@ -125,7 +138,7 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
     )
     .unwrap();
     let prober_file = prober_file.to_string_lossy().into_owned();
-    let _probes = prober.spawn(
+    let probes = prober.spawn(
         &[
             BIN,
             "--config",
@@ -133,10 +146,10 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
             "--web.listen-address",
             EXPORTER,
         ],
-        &dir.path().join("prober.log"),
+        &dir.join("prober.log"),
     );
     let at = |path| [("site", "v6"), ("path", path), ("address", ORIGIN)];
-    let s = scrape_until(&prober, "the probes over IPv6", |s| {
+    let s = scrape_until(prober, "the probes over IPv6", |s| {
         ["proxy", "origin"].iter().all(|p| {
             s.get("badgateway_probe_success", &at(p)) == Some(1.0)
                 && s.get("badgateway_icmp_packet_loss_ratio", &at(p)) == Some(0.0)
@@ -150,6 +163,11 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
         .is_some());
     assert_eq!(s.get("badgateway_vantage_up", &[]), Some(1.0));
 
+    probes
+}
+
+/// The agent counts IPv6 connections by class and reads ip6tables.
+fn agent_sees(prober: &Netns, origin: &Netns, dir: &std::path::Path) {
     // Two connections held open: one from the forwarding range, one from
     // the prober's own address.
     let _held = prober.spawn(
@@ -164,10 +182,10 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
                  time.sleep(60)\n"
             ),
         ],
-        &dir.path().join("held.log"),
+        &dir.join("held.log"),
     );
     let conn = |class| [("class", class), ("port", "80")];
-    let s = scrape_until(&origin, "the agent over IPv6", |s| {
+    let s = scrape_until(origin, "the agent over IPv6", |s| {
         s.get("badgateway_connections", &conn("forwarding")) >= Some(1.0)
             && s.get("badgateway_connections", &conn("other")) >= Some(1.0)
             && s.get(
@@ -195,4 +213,14 @@ fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
         ),
         Some(1.0)
     );
+}
+
+#[test]
+fn probes_icmpv6_connections_and_the_firewall_over_ipv6() {
+    let (prober, origin) = link_v6();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _nginx = serve(&prober, &origin, dir.path());
+    let _agent = start_agent(&origin, dir.path());
+    let _probes = probes_succeed(&prober, dir.path());
+    agent_sees(&prober, &origin, dir.path());
 }

@@ -18,6 +18,13 @@ use crate::prober::round::SiteProber;
 /// outlasts the proxy.
 const MARGIN: Duration = Duration::from_secs(1);
 
+/// Idle connections held at once over all sites. Each holds a file
+/// descriptor for up to the proxy's idle timeout, and the probes need
+/// theirs: with many sites the watches take turns (an origin's idle timeout
+/// is a setting, rarely changed), never the probes' sockets.
+const HELD_AT_ONCE: usize = 32;
+static HELD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HELD_AT_ONCE);
+
 /// The watch of one origin address: its last two measurements.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OriginIdle {
@@ -62,6 +69,9 @@ pub async fn watch(prober: Arc<SiteProber>, watches: Watches) {
     };
     loop {
         for address in &site.origin {
+            let Ok(_turn) = HELD.acquire().await else {
+                return;
+            };
             let idle = hold_idle(site, address, &prober.tls, proxy_idle + MARGIN).await;
             let label = address.to_string();
             let mut all = watches.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,3 +1,6 @@
+// Why one file: every family's name, help and series are written by one
+// `Writer` walking one site's result; the table and the walk are read
+// side by side.
 //! The sites' latest results as metrics text, rendered while a scrape is
 //! sent, a piece at a time: the label sets are escaped once per round, so
 //! a scrape only writes names, labels and values.

@@ -1,3 +1,5 @@
+// Why one file: the page's sections share one escaping writer and one
+// table layout; split, each part would import the others.
 //! The status page at `/`: plain HTML rendered on the server, no script.
 //! For each site: its verdict, judged as `diagnose` judges a round (the
 //! vantage judged over every site's latest result, as
