@@ -454,17 +454,14 @@ mod tests {
         for i in 0..n {
             // Every third site has no ICMP: its families are absent.
             let icmp = i % 3 != 0;
-            let result = crate::prober::results::SiteResult {
-                targets: vec![
+            let mut result = crate::prober::results::SiteResult::new(
+                vec![
                     target(Path::Proxy, "198.51.100.10", 502, icmp),
                     target(Path::Origin, "203.0.113.5", 200, icmp),
                 ],
-                forwarding_ip_blocked: i % 2 == 0,
-                finished: UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
-                keepalive: None,
-                traces: Vec::new(),
-                proxy_dns: None,
-            };
+                UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+            );
+            result.forwarding_ip_blocked = i % 2 == 0;
             let summary = crate::prober::results::RoundSummary::new(&result, None, false, false);
             results.record(&format!("site\"{i}"), result, summary);
         }

@@ -170,6 +170,20 @@ pub struct SiteResult {
 }
 
 impl SiteResult {
+    /// A round's targets, finished at `finished`, before the round's
+    /// judgement (the forwarding flag) and what runs beside the rounds
+    /// (keep-alive watches, path probes, DNS) are added.
+    pub fn new(targets: Vec<TargetResult>, finished: SystemTime) -> SiteResult {
+        SiteResult {
+            targets,
+            forwarding_ip_blocked: false,
+            finished,
+            keepalive: None,
+            traces: Vec::new(),
+            proxy_dns: None,
+        }
+    }
+
     /// Some target answered anything in this round.
     pub fn reached_anything(&self) -> bool {
         self.targets.iter().any(TargetResult::reached)
@@ -387,14 +401,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn round(at: u64) -> (SiteResult, RoundSummary) {
-        let result = SiteResult {
-            targets: Vec::new(),
-            forwarding_ip_blocked: false,
-            finished: UNIX_EPOCH + Duration::from_secs(at),
-            keepalive: None,
-            traces: Vec::new(),
-            proxy_dns: None,
-        };
+        let result = SiteResult::new(Vec::new(), UNIX_EPOCH + Duration::from_secs(at));
         let summary = RoundSummary::new(&result, None, false, false);
         (result, summary)
     }

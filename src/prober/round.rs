@@ -316,14 +316,10 @@ fn judge_round(probed: Vec<Probed>, previous: Option<&SiteResult>) -> SiteResult
         }
         count(t);
     }
-    SiteResult {
-        forwarding_ip_blocked: targets.iter().any(|t| t.forwarding_failures() > 0),
-        targets,
-        finished: SystemTime::now(),
-        keepalive: None,
-        traces: Vec::new(),
-        proxy_dns: None,
-    }
+    let blocked = targets.iter().any(|t| t.forwarding_failures() > 0);
+    let mut result = SiteResult::new(targets, SystemTime::now());
+    result.forwarding_ip_blocked = blocked;
+    result
 }
 
 /// A round's failed requests that left this host, by kind.

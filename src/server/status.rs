@@ -629,14 +629,7 @@ mod tests {
     #[test]
     fn a_past_round_in_words() {
         let t = target();
-        let result = crate::prober::results::SiteResult {
-            targets: vec![t],
-            forwarding_ip_blocked: false,
-            finished: SystemTime::now(),
-            keepalive: None,
-            traces: Vec::new(),
-            proxy_dns: None,
-        };
+        let result = crate::prober::results::SiteResult::new(vec![t], SystemTime::now());
         let r = RoundSummary::new(&result, Some("web_service_down"), false, false);
         assert_eq!(r.failed, Kind::ALL.len() as u32);
         assert_eq!(summary_words(&r).1, "origin_abnormal: web_service_down");
@@ -682,14 +675,7 @@ mod tests {
                 t.http.status = Some(200);
                 t.failures = [0; Kind::ALL.len()];
             }
-            let result = crate::prober::results::SiteResult {
-                targets: vec![t],
-                forwarding_ip_blocked: false,
-                finished: SystemTime::now(),
-                keepalive: None,
-                traces: Vec::new(),
-                proxy_dns: None,
-            };
+            let result = crate::prober::results::SiteResult::new(vec![t], SystemTime::now());
             let reason = failing.then_some("proxy_unreachable");
             let summary = RoundSummary::new(&result, reason, false, false);
             results.record(&format!("s{i:05}"), result, summary);
