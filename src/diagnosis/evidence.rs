@@ -225,7 +225,16 @@ impl Evidence {
 
 fn target_from_round(t: &TargetResult) -> TargetEvidence {
     let echoes = t.path_echoes();
-    let counted = echoes.filter(|e| e.received > 0);
+    // Where both ran (a one-off round runs TCP handshakes beside ICMP),
+    // each measures the same path: the larger loss is the path's, so that
+    // a lucky draw of one does not hide loss the other saw.
+    let icmp = t.icmp.filter(|e| e.received > 0 && !t.icmp_silent);
+    let tcp = t.tcp.filter(|e| e.received > 0);
+    let (counted, measured_by) = match (icmp, tcp) {
+        (Some(i), Some(c)) if c.loss_ratio() > i.loss_ratio() => (Some(c), "TCP handshakes"),
+        (Some(i), _) => (Some(i), "ICMP"),
+        (None, c) => (c, "TCP handshakes"),
+    };
     let stopped = t.admission.refused
         && echoes.is_some_and(|e| e.received == 0)
         && t.totals.path_echoes_sent > 0;
@@ -244,7 +253,9 @@ fn target_from_round(t: &TargetResult) -> TargetEvidence {
         loss: counted.map(|e| e.loss_ratio()),
         rtt_avg_seconds: echoes.and_then(|e| e.rtt).map(|r| r.avg.as_secs_f64()),
         rtt_stddev_seconds: echoes.and_then(|e| e.rtt).map(|r| r.stddev.as_secs_f64()),
-        measured_by: if t.icmp.is_some() && !t.icmp_silent {
+        measured_by: if counted.is_some() || t.tcp.is_some() {
+            measured_by
+        } else if t.icmp.is_some() && !t.icmp_silent {
             "ICMP"
         } else {
             "TCP handshakes"
@@ -537,6 +548,38 @@ fn target(site: &str, path: &str, address: &str, now: &Scrape, before: &Scrape) 
 
 #[cfg(test)]
 mod tests {
+    use crate::prober::probe::{EchoRound, HttpOutcome};
+    use crate::prober::results::TargetResult;
+
+    #[test]
+    fn the_larger_loss_of_icmp_and_tcp_handshakes_is_the_paths() {
+        let echoes = |received| EchoRound {
+            sent: 30,
+            received,
+            rtt: None,
+        };
+        let mut t = TargetResult::new(Path::Proxy, "198.51.100.10", HttpOutcome::default());
+        // A lucky draw of ICMP (3 of 30 lost) beside TCP handshakes that
+        // lost 11: the path is lossy.
+        t.icmp = Some(echoes(27));
+        t.tcp = Some(echoes(19));
+        let e = target_from_round(&t);
+        assert!(e.lossy(), "{e:?}");
+        assert_eq!(e.measured_by, "TCP handshakes");
+        // ICMP the larger: ICMP's.
+        t.tcp = Some(echoes(30));
+        let e = target_from_round(&t);
+        assert_eq!((e.loss, e.measured_by), (Some(0.1), "ICMP"));
+        // No reply at all to either: no loss counted (down, not lossy).
+        t.icmp = Some(echoes(0));
+        t.tcp = Some(echoes(0));
+        assert_eq!(target_from_round(&t).loss, None);
+        // An ICMP-silent address: TCP only.
+        t.icmp_silent = true;
+        t.tcp = Some(echoes(20));
+        assert!(target_from_round(&t).lossy());
+    }
+
     use super::*;
 
     #[test]

@@ -52,6 +52,24 @@ pub struct TargetResult {
 }
 
 impl TargetResult {
+    /// A target's outcome of one request, and nothing else yet.
+    pub fn new(path: Path, address: impl Into<String>, http: HttpOutcome) -> TargetResult {
+        TargetResult {
+            path,
+            address: address.into(),
+            http,
+            requests: 1,
+            failures: [0; Kind::ALL.len()],
+            unsent: 0,
+            icmp: None,
+            tcp: None,
+            icmp_silent: false,
+            forwarding: [0; 2],
+            admission: Admission::default(),
+            totals: Totals::default(),
+        }
+    }
+
     pub fn failed_requests(&self) -> u32 {
         self.failures.iter().sum::<u32>() + self.unsent
     }
