@@ -16,8 +16,7 @@ trap cleanup EXIT
 . benches/common.sh
 agent_port=$(free_port); node_port=$(free_port)
 
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
+release_bin
 # No --config: the agent with its defaults, as a first run would be.
 "$bin" --web.listen-address "127.0.0.1:$agent_port" --log.level warn &
 pids+=($!); agent=$!

@@ -6,7 +6,8 @@
 # PORT [TLS_PORT]` serves "ok" on 127.0.0.1:PORT and 127.0.0.2:PORT from a
 # config kept under WORK/nginx, and with TLS_PORT also over HTTPS there, with
 # a certificate for *.example.com, 127.0.0.1 and 127.0.0.2 signed by the CA
-# in WORK/nginx/ca.pem (made with openssl).
+# in WORK/nginx/ca.pem (made with openssl). `release_bin`: builds the
+# exporter's release binary if stale and sets $bin to it.
 
 bench_setup() {
   work=$(mktemp -d)
@@ -19,6 +20,12 @@ bench_cleanup() {
   [ -f "$work/nginx/nginx.pid" ] && kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
+}
+
+# The release build of the exporter, built if stale; its path in $bin.
+release_bin() {
+  cargo build --release --quiet --bin badgateway-exporter
+  bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

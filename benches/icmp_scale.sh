@@ -16,8 +16,7 @@ addresses=${1:-10000}; seconds=${2:-30}
 cd "$(dirname "$0")/.."
 . benches/common.sh
 bench_setup
-cargo build --release --quiet --bin badgateway-exporter
-bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
+release_bin
 closed=$(free_port)
 config() { # icmp-setting -> config on stdout
   python3 - "$addresses" "$closed" "$1" <<'PY'

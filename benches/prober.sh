@@ -17,8 +17,7 @@ bench_setup
 
 web_port=$(free_port); exporter_port=$(free_port); node_port=$(free_port)
 
-cargo build --release --quiet
-bin=target/release/badgateway-exporter
+release_bin
 
 start_nginx "$work" "$web_port"
 

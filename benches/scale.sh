@@ -14,8 +14,7 @@ cd "$(dirname "$0")/.."
 . benches/common.sh
 bench_setup
 web_port=$(free_port); eport=$(free_port)
-cargo build --release --quiet --bin badgateway-exporter
-bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
+release_bin
 start_nginx "$work" "$web_port"
 python3 - "$sites" "$interval" "$web_port" > "$work/config.yml" <<'PY'
 import sys

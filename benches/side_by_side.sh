@@ -72,9 +72,18 @@ metric_sum() { curl -s "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s
 metric_mean() { curl -s "$1" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $NF; n++} END {if (n) printf "%.4f\n", s/n; else print "nan"}'; }
 wait_http() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 calc() { awk "BEGIN {printf \"$1\", $2}"; }
+# Start our exporter on a config; sets $ours (its pid) and $url (its
+# /metrics), and waits until it answers.
+start_ours() {
+  local port
+  port=$(free_port)
+  "$bin" --config "$1" --web.listen-address "127.0.0.1:$port" --log.level warn &
+  pids+=($!); ours=$!
+  url="http://127.0.0.1:$port/metrics"
+  wait_http "$url"
+}
 
-cargo build --release --quiet --bin badgateway-exporter
-bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
+release_bin
 
 web_port=$(free_port); tls_port=$(free_port)
 start_nginx "$work" "$web_port" "$tls_port"
@@ -145,11 +154,7 @@ http_phase() {
       printf "  - name: site%d\n    url: $scheme://site%d.example.com:%d/\n    proxy: [127.0.0.1]\n    origin: [127.0.0.2]\n$tls" "$i" "$i" "$port_"
     done
   } > "$work/$scheme.yml"
-  port=$(free_port)
-  "$bin" --config "$work/$scheme.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
-  pids+=($!); ours=$!
-  url="http://127.0.0.1:$port/metrics"
-  wait_http "$url"
+  start_ours "$work/$scheme.yml"
   sleep 5 # a few rounds, so connections and buffers are warm
   p0=$(metric_sum "$url" badgateway_probes_total); t0=$(ticks "$ours"); n0=$(nginx_ticks)
   sleep "$seconds"
@@ -212,15 +217,12 @@ icmp_config() { # enabled -> config
 }
 run_ours_icmp() { # enabled -> sets icmp_cpu (% of one core) and icmp_loss
   icmp_config "$1" > "$work/icmp-$1.yml"
-  local port p t0 t1 w0 w1
-  port=$(free_port)
-  "$bin" --config "$work/icmp-$1.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
-  pids+=($!); p=$!
-  wait_http "http://127.0.0.1:$port/metrics"
+  local t0 t1 w0 w1
+  start_ours "$work/icmp-$1.yml"
   sleep 5
-  w0=$(now); t0=$(ticks "$p"); sleep "$seconds"; t1=$(ticks "$p"); w1=$(now)
-  icmp_loss=$(metric_mean "http://127.0.0.1:$port/metrics" badgateway_icmp_packet_loss_ratio)
-  stop "$p"
+  w0=$(now); t0=$(ticks "$ours"); sleep "$seconds"; t1=$(ticks "$ours"); w1=$(now)
+  icmp_loss=$(metric_mean "$url" badgateway_icmp_packet_loss_ratio)
+  stop "$ours"
   icmp_cpu=$(calc '%.2f' "($t1 - $t0) / $hz / ($w1 - $w0) * 100")
 }
 run_ours_icmp true; icmp_gross=$icmp_cpu; icmp_loss_ours=$icmp_loss
@@ -266,12 +268,9 @@ scrape() { # pid url -> "p50_ms p99_ms cpu_ms_per_scrape gzip_bytes series"
     printf '  - name: site%d\n    url: http://site%d.example.com:%d/healthz\n    proxy: [127.0.0.1]\n    origin: [127.0.0.2]\n' "$i" "$i" "$web_port"
   done
 } > "$work/scrape.yml"
-port=$(free_port)
-"$bin" --config "$work/scrape.yml" --web.listen-address "127.0.0.1:$port" --log.level warn &
-pids+=($!); ours=$!
-wait_http "http://127.0.0.1:$port/metrics"
+start_ours "$work/scrape.yml"
 sleep 12 # two full rounds: every series exists
-read -r s50 s99 scpu sbytes sseries <<<"$(scrape "$ours" "http://127.0.0.1:$port/metrics")"
+read -r s50 s99 scpu sbytes sseries <<<"$(scrape "$ours" "$url")"
 stop "$ours"
 
 port=$(free_port)

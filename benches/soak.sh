@@ -24,8 +24,7 @@ bench_setup
 
 web_port=$(free_port); exporter_port=$(free_port)
 
-cargo build --release --quiet --bin badgateway-exporter
-bin=${CARGO_TARGET_DIR:-target}/release/badgateway-exporter
+release_bin
 
 start_nginx "$work" "$web_port"
 
