@@ -168,6 +168,18 @@ fn site_family(entry: &SiteEntry, family: ProbeFamily, out: &mut String) {
     }
 }
 
+/// The label set of the site's target on `path` at `address`, if the
+/// latest round has it.
+fn labels_of<'a>(entry: &'a SiteEntry, path: Path, address: &str) -> Option<&'a str> {
+    entry
+        .result
+        .targets
+        .iter()
+        .zip(&entry.labels.targets)
+        .find(|(t, _)| t.path == path && t.address == address)
+        .map(|(_, base)| base.as_str())
+}
+
 /// The keep-alive watch of a site: the proxy's idle timeout, and each
 /// watched origin address with its target's labels.
 fn keepalive(entry: &SiteEntry, w: &mut Writer) {
@@ -181,13 +193,9 @@ fn keepalive(entry: &SiteEntry, w: &mut Writer) {
         proxy_idle.as_secs_f64(),
     );
     for watch in watches {
-        let base = entry
-            .result
-            .targets
-            .iter()
-            .zip(&entry.labels.targets)
-            .find(|(t, _)| t.path == Path::Origin && t.address == watch.address);
-        let Some((_, base)) = base else { continue };
+        let Some(base) = labels_of(entry, Path::Origin, &watch.address) else {
+            continue;
+        };
         if let Some(s) = watch.seconds() {
             w.add(F::OriginIdle, base, "", s);
         }
@@ -199,13 +207,9 @@ fn keepalive(entry: &SiteEntry, w: &mut Writer) {
 /// The last path probe of each target whose echoes were lost.
 fn traces(entry: &SiteEntry, w: &mut Writer) {
     for t in &entry.result.traces {
-        let base = entry
-            .result
-            .targets
-            .iter()
-            .zip(&entry.labels.targets)
-            .find(|(target, _)| target.path == t.path && target.address == t.address);
-        let Some((_, base)) = base else { continue };
+        let Some(base) = labels_of(entry, t.path, &t.address) else {
+            continue;
+        };
         if w.only == F::HopLoss {
             for hop in &t.trace.hops {
                 let ttl = hop.ttl.to_string();
@@ -419,34 +423,24 @@ mod tests {
         use crate::prober::probe::{EchoRound, ErrorKind, HttpOutcome, RttStats};
         use std::time::Duration;
         let ms = Duration::from_millis;
-        TargetResult {
-            path,
-            address: address.into(),
-            http: HttpOutcome {
-                status: Some(status),
-                error: (status >= 500).then_some(ErrorKind::HttpStatus),
-                duration: ms(3),
-                ..HttpOutcome::default()
-            },
-            requests: 1,
-            failures: [0; Kind::ALL.len()],
-            unsent: 0,
-            icmp: icmp.then_some(EchoRound {
-                sent: 10,
-                received: 9,
-                rtt: Some(RttStats {
-                    min: ms(1),
-                    avg: ms(2),
-                    max: ms(3),
-                    stddev: ms(1),
-                }),
+        let http = HttpOutcome {
+            status: Some(status),
+            error: (status >= 500).then_some(ErrorKind::HttpStatus),
+            duration: ms(3),
+            ..HttpOutcome::default()
+        };
+        let mut t = TargetResult::new(path, address, http);
+        t.icmp = icmp.then_some(EchoRound {
+            sent: 10,
+            received: 9,
+            rtt: Some(RttStats {
+                min: ms(1),
+                avg: ms(2),
+                max: ms(3),
+                stddev: ms(1),
             }),
-            tcp: None,
-            icmp_silent: false,
-            forwarding: [0; 2],
-            admission: Default::default(),
-            totals: Default::default(),
-        }
+        });
+        t
     }
 
     fn sites(n: usize) -> Vec<Arc<SiteEntry>> {

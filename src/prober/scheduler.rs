@@ -241,7 +241,7 @@ impl SiteRunner {
                 result.keepalive = Some((proxy_idle, now));
             }
             traces.after_round(&self.prober, &result);
-            result.traces = traces.current(&result);
+            result.traces = traces.current();
             let was_out = previous.as_ref().is_some_and(SiteResult::out_of_sockets);
             if result.out_of_sockets() && !was_out {
                 let why = result

@@ -40,20 +40,12 @@ struct State {
 pub struct Traces(Arc<Mutex<State>>);
 
 impl Traces {
-    /// The last path probe of each target still in `result`.
-    pub fn current(&self, result: &SiteResult) -> Vec<TargetTrace> {
+    /// The last path probe of each target of the latest round (those of
+    /// targets gone were dropped by `after_round`; a probe finishing since
+    /// is of a target of that round).
+    pub fn current(&self) -> Vec<TargetTrace> {
         let state = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .done
-            .iter()
-            .filter(|d| {
-                result
-                    .targets
-                    .iter()
-                    .any(|t| t.path == d.path && t.address == d.address)
-            })
-            .cloned()
-            .collect()
+        state.done.clone()
     }
 
     /// After a round: probe the path of its lossiest target, if one lost
@@ -61,6 +53,18 @@ impl Traces {
     /// probed within a minute.
     pub fn after_round(&self, prober: &Arc<SiteProber>, result: &SiteResult) {
         let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Targets gone from the round (an edge address DNS no longer gives)
+        // take their probe and its time with them.
+        let present = |path: Path, address: &str| {
+            result
+                .targets
+                .iter()
+                .any(|t| t.path == path && t.address == address)
+        };
+        state
+            .started
+            .retain(|(path, address), _| present(*path, address));
+        state.done.retain(|d| present(d.path, &d.address));
         if state.running || state.unavailable {
             return;
         }

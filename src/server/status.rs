@@ -560,34 +560,26 @@ mod tests {
     const NASTY: &str = "<b>&\"'";
 
     fn target() -> TargetResult {
-        TargetResult {
-            path: Path::Proxy,
-            address: "198.51.100.10".into(),
-            http: HttpOutcome {
-                status: Some(502),
-                error: Some(ErrorKind::HttpStatus),
-                detail: Some(format!("a detail {NASTY}")),
-                phases: Phases {
-                    connect: Some(Duration::from_micros(1500)),
-                    ..Phases::default()
-                },
-                duration: Duration::from_millis(3),
-                ..HttpOutcome::default()
+        let http = HttpOutcome {
+            status: Some(502),
+            error: Some(ErrorKind::HttpStatus),
+            detail: Some(format!("a detail {NASTY}")),
+            phases: Phases {
+                connect: Some(Duration::from_micros(1500)),
+                ..Phases::default()
             },
-            requests: 3,
-            failures: [1; Kind::ALL.len()],
-            unsent: 0,
-            icmp: Some(EchoRound {
-                sent: 4,
-                received: 3,
-                rtt: None,
-            }),
-            tcp: None,
-            icmp_silent: false,
-            forwarding: [0; 2],
-            admission: Default::default(),
-            totals: Default::default(),
-        }
+            duration: Duration::from_millis(3),
+            ..HttpOutcome::default()
+        };
+        let mut t = TargetResult::new(Path::Proxy, "198.51.100.10", http);
+        t.requests = 3;
+        t.failures = [1; Kind::ALL.len()];
+        t.icmp = Some(EchoRound {
+            sent: 4,
+            received: 3,
+            rtt: None,
+        });
+        t
     }
 
     #[test]
