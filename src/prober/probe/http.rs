@@ -530,10 +530,11 @@ impl Hop<'_> {
 
         let started = Instant::now();
         let kept = failing.then_some(&mut carried.body);
-        let outcome = self.read_body(response.into_body(), kept).await;
+        let limit = self.site.body_limit_bytes;
+        let outcome = self.read_body(response.into_body(), kept, limit).await;
         add(&mut phases.transfer, started.elapsed());
         driver.abort();
-        outcome.map(|()| Answer {
+        outcome.map(|_| Answer {
             peer: IpAddr::from([0, 0, 0, 0]),
             status,
             location,
@@ -578,20 +579,14 @@ impl Hop<'_> {
             .get(hyper::header::CONNECTION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let mut body = response.into_body();
-        let mut read = 0usize;
-        loop {
-            match timeout_at(self.deadline, body.frame()).await {
-                Ok(None) => break,
-                Ok(Some(Ok(frame))) => {
-                    read += frame.data_ref().map_or(0, |d| d.len());
-                    if read > IDLE_BODY_LIMIT {
-                        return failed(&driver, "the answer is over 1 MiB".into());
-                    }
-                }
-                Ok(Some(Err(e))) => return failed(&driver, hyper_failure(&e).detail),
-                Err(_) => return failed(&driver, "no complete answer within the timeout".into()),
-            }
+        // The whole answer, or the connection is not idle after it.
+        match self
+            .read_body(response.into_body(), None, IDLE_BODY_LIMIT)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return failed(&driver, "the answer is 1 MiB or more".into()),
+            Err(f) => return failed(&driver, f.detail),
         }
         if closes {
             driver.abort();
@@ -608,16 +603,18 @@ impl Hop<'_> {
         }
     }
 
-    /// Read the body up to the site's limit and within the deadline,
+    /// Read the body up to `limit` bytes and within the deadline,
     /// keeping its first bytes in `kept` when asked (a failing answer's
-    /// page, to tell who made it).
+    /// page, to tell who made it). True when the body ended within the
+    /// limit, false when the limit came first.
     async fn read_body(
         &self,
         mut body: hyper::body::Incoming,
         mut kept: Option<&mut Vec<u8>>,
-    ) -> Result<(), Failure> {
+        limit: usize,
+    ) -> Result<bool, Failure> {
         let mut read = 0usize;
-        while read < self.site.body_limit_bytes {
+        while read < limit {
             match timeout_at(self.deadline, body.frame()).await {
                 Err(_) => {
                     return Err(Failure::new(
@@ -625,7 +622,7 @@ impl Hop<'_> {
                         "no complete answer within the timeout",
                     ))
                 }
-                Ok(None) => break,
+                Ok(None) => return Ok(true),
                 Ok(Some(Err(e))) => return Err(hyper_failure(&e)),
                 Ok(Some(Ok(frame))) => {
                     let Some(data) = frame.data_ref() else {
@@ -639,7 +636,7 @@ impl Hop<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn request(&self) -> Result<Request<Empty<Bytes>>, Failure> {
