@@ -664,7 +664,7 @@ fn one_row_per_cause_linking_its_runbook_sections() {
             }
         }
         for reason in reasons {
-            let anchor = format!("runbook.md#{reason}");
+            let anchor = format!("runbook/{cause}.md#{reason}");
             assert!(
                 text.contains(&anchor),
                 "row {:?} does not link {anchor}",
@@ -687,7 +687,7 @@ fn verdict_row_panels() {
         panels.iter().any(|p| p["type"] == "text"
             && p["options"]["content"]
                 .as_str()
-                .is_some_and(|c| c.contains("runbook.md#"))),
+                .is_some_and(|c| c.contains("runbook/") && c.contains(".md#"))),
         "a text panel linking the runbook"
     );
     let rows = rows(&d);
@@ -720,16 +720,24 @@ fn verdict_row_panels() {
     );
 }
 
-/// Links to the runbook point at sections that exist: docs/runbook.md
-/// must exist and have a section for every reason the dashboard links.
+/// Links to the runbook point at sections that exist: the page of each
+/// cause, docs/runbook/<cause>.md, has a section for every reason the
+/// dashboard links.
 #[test]
 fn runbook_anchors_exist() {
     let anchors = runbook_anchors();
     let text = read(DASHBOARD);
-    for (_, reasons) in site_causes() {
+    for (cause, reasons) in site_causes() {
         for r in &reasons {
-            assert!(text.contains(&format!("runbook.md#{r}")));
-            assert!(anchors.contains(*r), "docs/runbook.md has no section #{r}");
+            let link = format!("{cause}.md#{r}");
+            assert!(
+                text.contains(&format!("runbook/{link}")),
+                "no link to {link}"
+            );
+            assert!(
+                anchors.contains(&link),
+                "docs/runbook/{cause}.md has no section #{r}"
+            );
         }
     }
 }

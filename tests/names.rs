@@ -12,17 +12,33 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `rules/*.rules.yml`: one file per cause and the shared recording rules.
+fn rule_files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("rules"))
+        .expect("rules/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
+        .collect();
+    out.sort();
+    out
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// What the rules file records and how its groups are named.
 fn recorded() -> (BTreeSet<String>, BTreeSet<String>) {
-    let text = read(&root().join("rules/badgateway.rules.yml"));
-    let doc: serde_norway::Value = serde_norway::from_str(&text).expect("rules parse");
     let mut records = BTreeSet::new();
     let mut groups = BTreeSet::new();
-    for g in doc["groups"].as_sequence().expect("groups") {
+    let docs: Vec<serde_norway::Value> = rule_files()
+        .iter()
+        .map(|f| serde_norway::from_str(&read(f)).expect("rules parse"))
+        .collect();
+    for g in docs
+        .iter()
+        .flat_map(|d| d["groups"].as_sequence().expect("groups"))
+    {
         groups.insert(g["name"].as_str().expect("group name").to_owned());
         for r in g["rules"].as_sequence().expect("rules") {
             if let Some(name) = r["record"].as_str() {
@@ -94,14 +110,13 @@ fn files() -> Vec<PathBuf> {
     let r = root();
     let mut out = vec![
         r.join("README.md"),
-        r.join("docs/runbook.md"),
-        r.join("rules/badgateway.rules.yml"),
         r.join("grafana/badgateway.json"),
         r.join("grafana/README.md"),
         r.join("deploy/README.md"),
         r.join("deploy/kubernetes/prometheusrule.yaml"),
     ];
-    for dir in ["rules/tests", "docs"] {
+    out.extend(rule_files());
+    for dir in ["rules/tests", "docs", "docs/runbook"] {
         for e in std::fs::read_dir(r.join(dir)).expect(dir) {
             let p = e.unwrap().path();
             if !out.contains(&p) && p.is_file() {

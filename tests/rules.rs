@@ -3,7 +3,7 @@
 // thresholds the crate shares with the rules.
 //! The alerting side: the rules in `rules/`, their promtool unit tests, the
 //! Alertmanager configuration in `deploy/alertmanager.yml` and the runbook
-//! in `docs/runbook.md` agree with each other and with the `cause`/`reason`
+//! in `docs/runbook/` agree with each other and with the `cause`/`reason`
 //! vocabulary, and pass Prometheus's and Alertmanager's own checks.
 //!
 //! promtool, amtool and alertmanager are installed by `tests/run.sh`
@@ -37,7 +37,7 @@ fn vocabulary() -> Vec<(&'static str, Vec<&'static str>)> {
         .collect()
 }
 
-const RUNBOOK_BASE: &str = "https://runbooks.example.com/badgateway-exporter/runbook.md#";
+const RUNBOOK_BASE: &str = "https://runbooks.example.com/badgateway-exporter/runbook/";
 
 const ALERTMANAGER_CONFIG: &str = "deploy/alertmanager.yml";
 
@@ -359,10 +359,17 @@ fn every_alert_is_complete() {
                 None => errors.push(format!(
                     "{n}: runbook_url {url} does not start with {RUNBOOK_BASE}"
                 )),
-                Some(anchor) => {
-                    if !anchors.contains(anchor) {
+                Some(link) => {
+                    let (page, anchor) = link.split_once(".md#").unwrap_or((link, ""));
+                    if !anchors.contains(link) {
                         errors.push(format!(
-                            "{n}: runbook_url anchor #{anchor} has no `## {anchor}` section in docs/runbook.md"
+                            "{n}: runbook_url {link} has no `## {anchor}` section in docs/runbook/{page}.md"
+                        ));
+                    }
+                    if a.labels.get("cause").is_some_and(|c| c != page) {
+                        errors.push(format!(
+                            "{n}: runbook_url page {page}.md is not its cause {:?}",
+                            a.labels["cause"]
                         ));
                     }
                     if a.labels.get("reason").is_some_and(|r| r != anchor) {

@@ -428,12 +428,12 @@ fn each_failing_file_alone(files: &[PathBuf]) -> String {
 
 /// A promtool test file of one group over the project's rules.
 fn write_test_file(dir: &Path, name: &str, group: Value) -> PathBuf {
-    let rules = paths::root().join("rules/badgateway.rules.yml");
+    let rules = paths::rule_files()
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned().into())
+        .collect();
     let mut file = Mapping::new();
-    file.insert(
-        "rule_files".into(),
-        Value::Sequence(vec![rules.to_string_lossy().into_owned().into()]),
-    );
+    file.insert("rule_files".into(), Value::Sequence(rules));
     file.insert(
         "evaluation_interval".into(),
         format!("{STEP_SECONDS}s").into(),

@@ -1,19 +1,20 @@
 #!/bin/sh
-# Writes deploy/kubernetes/prometheusrule.yaml: rules/badgateway.rules.yml
-# wrapped in a Prometheus Operator PrometheusRule, its text unchanged but
-# indented under `spec:` (comments included). Run it after every change to
-# the rules; tests/deploy.rs fails while the two differ.
+# Writes deploy/kubernetes/prometheusrule.yaml: every file of rules/
+# (rules/*.rules.yml, by name) in one Prometheus Operator PrometheusRule,
+# their groups one list under `spec.groups`, each file's text unchanged but
+# indented (comments included). Run it after every change to the rules;
+# tests/deploy fails while the two differ.
 #
 #   deploy/kubernetes/generate-prometheusrule.sh          # rewrite the file
 #   deploy/kubernetes/generate-prometheusrule.sh -        # print it instead
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-rules="$here/../../rules/badgateway.rules.yml"
+rules="$here/../../rules"
 out="$here/prometheusrule.yaml"
 
 generate() {
   cat <<'HEADER'
-# GENERATED from rules/badgateway.rules.yml by
+# GENERATED from rules/*.rules.yml by
 # deploy/kubernetes/generate-prometheusrule.sh: do not edit, regenerate.
 #
 # The Prometheus Operator loads it into every Prometheus whose
@@ -28,10 +29,16 @@ metadata:
     app.kubernetes.io/name: badgateway-exporter
     app.kubernetes.io/part-of: badgateway-exporter
 spec:
+  groups:
 HEADER
-  # Two spaces before every line that is not empty: the rules file becomes
-  # the value of `spec`, and its block scalars keep their relative indent.
-  sed 's/^./  &/' "$rules"
+  # Each file: its lines but its `groups:` key, two spaces before every
+  # line that is not empty, so its groups join the one list of `spec` and
+  # block scalars keep their relative indent. The C locale sorts the names
+  # as the tests and Prometheus's glob do.
+  for f in $(LC_ALL=C ls "$rules"/*.rules.yml); do
+    printf '  # ----- rules/%s\n' "$(basename "$f")"
+    sed -e '/^groups:$/d' -e 's/^./  &/' "$f"
+  done
 }
 
 if [ "${1:-}" = "-" ]; then

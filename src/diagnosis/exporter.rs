@@ -2,7 +2,7 @@
 //! off, the origin does not admit its direct probes, or the proxy answers
 //! it with pages of its own.
 //!
-//! Rules (`rules/badgateway.rules.yml`, group `exporter`):
+//! Rules (`rules/exporter.rules.yml`):
 //! `BadGatewayVantageCutOff` (from the record `badgateway:vantage_cut_off`),
 //! `BadGatewayOriginNotProbeable`, `BadGatewaySiteFailsOriginNotProbeable`,
 //! `BadGatewayProxyOwnAnswer`; and the exporter's own health

@@ -1,7 +1,7 @@
 //! Cause `forwarding_ip_blocked`: the origin's firewall or host security
 //! blocks or rate-limits the proxy's forwarding IPs.
 //!
-//! Rules (`rules/badgateway.rules.yml`, group `forwarding_ip_blocked`):
+//! Rules (`rules/forwarding_ip_blocked.rules.yml`):
 //! `BadGatewayForwardingIpBlocked` (proxy_fails_origin_ok, from the
 //! records `badgateway:forwarding_failures:ratio_rate4m` and
 //! `badgateway:origin_failures:ratio_rate4m`),

@@ -1,6 +1,6 @@
 //! The cause logic: what each cause of a 502 changes on each path, and what
 //! it leaves alone. One file per cause, each naming at its top the alert
-//! rules that implement the same judgement in `rules/badgateway.rules.yml`:
+//! rules that implement the same judgement in `rules/` (one file per cause):
 //!
 //! - `forwarding.rs`: the origin's firewall or host security refuses the
 //!   proxy's forwarding IPs; also the per-request judgement the prober
@@ -70,7 +70,7 @@ impl Cause {
 macro_rules! reasons {
     ($($variant:ident, $name:literal, $cause:ident, $meaning:literal;)*) => {
         /// The `reason` label: the evidence behind a cause, each with its
-        /// section in `docs/runbook.md`.
+        /// section in `docs/runbook/<cause>.md`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Reason {
             $($variant,)*

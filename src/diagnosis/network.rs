@@ -1,7 +1,7 @@
 //! Cause `network_linkage`: packet loss or jitter on the public path, or
 //! failures from some vantages only.
 //!
-//! Rules (`rules/badgateway.rules.yml`, group `network_linkage`):
+//! Rules (`rules/network_linkage.rules.yml`):
 //! `BadGatewayPacketLoss` (from the record
 //! `badgateway:path_loss:ratio_rate5m`), `BadGatewayJitter` (from
 //! `badgateway:path_rtt_seconds`), `BadGatewayPartialVantageFailure` (which

@@ -1,7 +1,7 @@
 //! Cause `origin_abnormal`: the origin is down, unreachable, broken, slow,
 //! its TLS fails, it is saturated, or it is reached around the proxy.
 //!
-//! Rules (`rules/badgateway.rules.yml`, group `origin_abnormal`):
+//! Rules (`rules/origin_abnormal.rules.yml`):
 //! `BadGatewayOriginUnreachable`, `BadGatewayOriginRefusesConnections`,
 //! `BadGatewayWebServiceDown`, `BadGatewayOriginHttpErrors`,
 //! `BadGatewayOriginHttpErrorRate`, `BadGatewayOriginTimeout`,

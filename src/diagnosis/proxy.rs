@@ -2,7 +2,7 @@
 //! TCP, its TLS handshake fails, or nothing answers, so no 502 is even
 //! returned.
 //!
-//! Rules (`rules/badgateway.rules.yml`, group `proxy`):
+//! Rules (`rules/proxy.rules.yml`):
 //! `BadGatewayProxyUnreachable`, and `BadGatewayCertificateExpiresSoon`
 //! for the proxy's certificate.
 //!

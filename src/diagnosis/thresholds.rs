@@ -1,5 +1,5 @@
 //! Every threshold of the cause logic, once: `diagnose` judges with these,
-//! and `rules/badgateway.rules.yml` must use the same numbers.
+//! and `rules/` (one file per cause) must use the same numbers.
 //! `tests/rules.rs` reads the rules and fails when an alert's number or
 //! `for:` differs from [`IN_RULES`].
 
@@ -68,7 +68,7 @@ pub const REFUSED_PER_SECOND: f64 = 0.05;
 /// A certificate that expires within this many seconds is worth a warning.
 pub const CERT_EXPIRY_WARNING_SECONDS: f64 = 14.0 * 86400.0;
 
-/// How an alert of `rules/badgateway.rules.yml` writes these numbers:
+/// How an alert of `rules/` (one file per cause) writes these numbers:
 /// each fragment must stand in the alert's expression (or in a recording
 /// rule it reads, for the recorded ones), and its `for:` must be `for_`.
 pub struct InRules {

@@ -51,8 +51,18 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
-/// The anchors of `docs/runbook.md`, which must exist: alerts and the
-/// dashboard link into it.
+/// The anchors of the runbook, `docs/runbook/<page>.md`, each as
+/// `<page>.md#<anchor>`: alerts and the dashboard link into them.
 pub fn runbook_anchors() -> BTreeSet<String> {
-    anchors(&paths::read("docs/runbook.md"))
+    let dir = paths::root().join("docs/runbook");
+    let mut out = BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(page) = name.strip_suffix(".md") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            out.extend(anchors(&text).into_iter().map(|a| format!("{page}.md#{a}")));
+        }
+    }
+    out
 }

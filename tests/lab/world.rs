@@ -634,9 +634,14 @@ fn start_probers(w: &mut World, d: &Deployment) {
 
 fn start_monitoring(w: &mut World, d: &Deployment) {
     let dir = &w.dir;
-    let rules = dir.join("rules.yml");
-    let original = fs::read_to_string("rules/badgateway.rules.yml").unwrap();
-    fs::write(&rules, scale_rules(&original)).unwrap();
+    // Every rule file of rules/, its durations scaled to the lab's time.
+    let rules = dir.join("rules");
+    fs::create_dir_all(&rules).unwrap();
+    for f in common::paths::rule_files() {
+        let original = fs::read_to_string(&f).unwrap();
+        fs::write(rules.join(f.file_name().unwrap()), scale_rules(&original)).unwrap();
+    }
+    let rules = rules.join("*.rules.yml");
     let proxy_host = if d.proxy_host_site.is_some() {
         format!("  - targets: ['{PROXY_IP}:9502']\n    labels: {{vantage: vp}}\n")
     } else {
